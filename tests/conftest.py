@@ -1,0 +1,59 @@
+"""Shared fixtures: bundled sample corpora, tiny projects, the CLI run in-process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+torch.set_num_threads(2)
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "resources" / "samples"
+COUPLETS = [SAMPLES / "couplets.in.txt", SAMPLES / "couplets.out.txt"]
+TRANSLATION = SAMPLES / "cmn-eng.tsv"
+NOVEL = SAMPLES / "hongloumeng_ch1-10.txt"
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"CliResult(code={self.code}, out={self.out[-500:]!r}, err={self.err[-800:]!r})"
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``textgen ARGS`` in this process; returns exit code, stdout and stderr."""
+    from textgen_core.cli import main
+
+    def run(*args: str | os.PathLike) -> CliResult:
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse usage errors
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def tiny_couplet_lines(n: int = 400) -> tuple[list[str], list[str]]:
+    first = COUPLETS[0].read_text(encoding="utf-8").splitlines()[:n]
+    second = COUPLETS[1].read_text(encoding="utf-8").splitlines()[:n]
+    return first, second
+
+
+@pytest.fixture
+def couplet_files(tmp_path: Path) -> list[Path]:
+    """A 400-pair slice of the bundled couplets (space-separated characters, as the dataset has)."""
+    first, second = tiny_couplet_lines()
+    a, b = tmp_path / "in.txt", tmp_path / "out.txt"
+    a.write_text("\n".join(first) + "\n", encoding="utf-8")
+    b.write_text("\n".join(second) + "\n", encoding="utf-8")
+    return [a, b]

@@ -1,0 +1,302 @@
+"""The ``textgen`` command line: everything the studio does, headless.
+
+Errors in use or input exit with status 2 and one line ``error: ...`` on stderr (the full traceback
+only with ``--debug``). ``textgen train`` under ``torchrun`` trains data-parallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from textgen_core.errors import TextGenError
+
+log = logging.getLogger("textgen")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one ``error:`` line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="textgen", description="Train and use text generation models.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only print results")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("init", help="create a project from corpus files")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--task", required=True, choices=("couplet", "translation", "continuation"))
+    p.add_argument("--data", required=True, nargs="+", metavar="FILE",
+                   help="one file (TSV/CSV or text) or two line-aligned files")
+    p.add_argument("--model", help="architecture (see textgen models); default per task")
+    p.add_argument("--preset", default="tiny", choices=("tiny", "small", "base"))
+    p.add_argument("--tokenizer", choices=("char", "bpe", "unigram"))
+    p.add_argument("--vocab-size", type=int)
+    p.add_argument("--swap", action="store_true", help="translation: target -> source")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting by its dotted name, e.g. train.batch_size=16")
+
+    p = sub.add_parser("info", help="show a project's data, tokenizer, model and checkpoints")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("train", help="train (or resume) a project's model")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--steps", type=int, help="train up to this many steps in all")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--resume", action="store_true", help="continue from checkpoints/last.pt")
+    p.add_argument("--restart", action="store_true", help="train from scratch, replacing checkpoints")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting for this run and save it in project.toml")
+
+    p = sub.add_parser("generate", help="write with a trained model")
+    p.add_argument("dir", type=Path)
+    p.add_argument("text", nargs="*", help="inputs (first lines, sources or prompts)")
+    p.add_argument("--input", type=Path, help="a file with one input per line")
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--repetition-penalty", type=float)
+    p.add_argument("--greedy", action="store_true")
+    p.add_argument("--beam", type=int, metavar="N", help="beam search with N beams")
+    p.add_argument("--length-penalty", type=float)
+    p.add_argument("--n-best", type=int, metavar="N", help="return N hypotheses")
+    p.add_argument("--max-tokens", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--checkpoint", default="best", help="best, last, or a checkpoint file")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--json", action="store_true", help="one JSON object per input")
+
+    p = sub.add_parser("evaluate", help="BLEU/chrF/loss of a project's model on a corpus")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--data", required=True, nargs="+", metavar="FILE")
+    p.add_argument("--checkpoint", default="best")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("models", help="list the available architectures")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(message)s" if not args.debug else "%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not args.debug:
+        for noisy in ("textgen_core.training.checkpoint", "textgen_core.training.distributed"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    commands = {"init": cmd_init, "info": cmd_info, "train": cmd_train,
+                "generate": cmd_generate, "evaluate": cmd_evaluate, "models": cmd_models}
+    try:
+        return commands[args.command](args)
+    except TextGenError as exc:
+        if args.debug:
+            raise
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # an unexpected failure: still one line unless --debug
+        if args.debug:
+            raise
+        sys.stderr.write(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug)\n")
+        return 1
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from textgen_core.project import Project
+
+    overrides = list(args.overrides) + (["data.swap=true"] if args.swap else [])
+    project = Project.create(
+        args.dir, args.task, args.data, model=args.model, preset=args.preset,
+        tokenizer=args.tokenizer, vocab_size=args.vocab_size, overrides=overrides,
+        progress=log.info,
+    )
+    info = project.info()
+    ex = info["examples"]
+    print(f"created {project.root}: {info['task']} with {info['model']}, "
+          f"{ex['train']} train / {ex['valid']} valid / {ex['test']} test examples, "
+          f"vocabulary {info['tokenizer']['vocab_size']}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from textgen_core.project import Project
+
+    info = Project.open(args.dir).info()
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False))
+        return 0
+    ex = info["examples"]
+    print(f"project    {info['project']} ({info['task']})")
+    print(f"model      {info['model']} {_settings(info['model_settings'])}")
+    tok = info["tokenizer"]
+    print(f"tokenizer  {tok['kind']}, vocabulary {tok['vocab_size']}"
+          + ("" if tok["shared"] else f" / {tok['tgt_vocab_size']} (target)"))
+    print(f"examples   train {ex['train']}, valid {ex['valid']}, test {ex['test']}")
+    for which, path in info["checkpoints"].items():
+        print(f"checkpoint {which}: {path}")
+    if info["runs"]:
+        print(f"runs       {', '.join(info['runs'])}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from textgen_core.project import Project
+    from textgen_core.training.distributed import shutdown
+    from textgen_core.training.run import train_project
+
+    project = Project.open(args.dir)
+    if args.overrides:
+        project.config = project.config.with_overrides(args.overrides)
+        project.validate_model()
+        project.save_config()
+    stop = {"requested": False}
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stop["requested"]:
+            raise KeyboardInterrupt
+        stop["requested"] = True
+        log.warning("stopping after this step (Ctrl-C again to abort without saving)")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        outcome = train_project(
+            project, steps=args.steps, device=args.device, resume=args.resume,
+            restart=args.restart, on_event=_print_event,
+            should_stop=lambda: stop["requested"],
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        shutdown()
+    best = "" if outcome.best_val_loss == float("inf") else f", best val loss {outcome.best_val_loss:.4f}"
+    print(f"{outcome.status} at step {outcome.step}{best} (run {outcome.run_id})")
+    return 0
+
+
+def _print_event(event: dict[str, Any]) -> None:
+    kind, step = event["event"], event["step"]
+    if kind == "config":
+        log.info("training %s (%s parameters) on %s%s", event["model"],
+                 f"{event['parameters']:,}", event["device"],
+                 f", {event['world_size']} processes" if event["world_size"] > 1 else "")
+    elif kind == "step":
+        log.info("step %6d  loss %.4f  lr %.2e  %8.0f tok/s", step, event["train_loss"],
+                 event["lr"], event["tokens_per_s"])
+    elif kind == "eval":
+        parts = [f"val loss {event['val_loss']:.4f}"] if event.get("val_loss") is not None else []
+        parts += [f"ppl {event['val_ppl']:.2f}"] if event.get("val_ppl") is not None else []
+        parts += [f"{k} {event[k]:.2f}" for k in ("bleu", "chrf") if event.get(k) is not None]
+        log.info("step %6d  %s%s", step, "  ".join(parts), "  (best)" if event.get("best") else "")
+    elif kind == "sample":
+        for sample in event["samples"]:
+            log.info("    %s -> %s", sample["prompt"], sample["output"])
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from textgen_core.corpus import read_text
+    from textgen_core.generation import Generator
+    from textgen_core.project import Project
+
+    project = Project.open(args.dir)
+    inputs = list(args.text)
+    if args.input is not None:
+        text, _ = read_text(args.input)
+        inputs += [line for line in text.split("\n") if line.strip()]
+    if not inputs and not project.is_lm:
+        raise TextGenError("nothing to generate from: give TEXT arguments or --input FILE")
+    config = decode_config(project.config.generate, args)
+    path = Path(args.checkpoint)
+    generator = (
+        Generator.from_checkpoint(path, args.device) if path.suffix == ".pt"
+        else Generator.from_project(project, args.checkpoint, args.device)
+    )
+    for text in inputs or [""]:
+        result = generator.generate(text, config)
+        if args.json:
+            print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
+            continue
+        for rank, hyp in enumerate(result.hypotheses, 1):
+            shown = result.prompt + hyp.text if generator.is_lm else hyp.text
+            prefix = f"{rank}. " if len(result.hypotheses) > 1 else ""
+            print(f"{prefix}{shown}" + (f"  ({hyp.score:.3f})" if prefix else ""), flush=True)
+    return 0
+
+
+def decode_config(defaults: Any, args: argparse.Namespace) -> Any:
+    """The project's [generate] defaults, overridden by the command line."""
+    changes: dict[str, Any] = {}
+    for name in ("temperature", "top_k", "top_p", "repetition_penalty", "length_penalty",
+                 "max_tokens", "seed", "n_best"):
+        value = getattr(args, name, None)
+        if value is not None:
+            changes[name] = value
+    if args.greedy and args.beam:
+        raise TextGenError("choose one of --greedy and --beam")
+    if args.greedy:
+        changes["strategy"] = "greedy"
+    elif args.beam is not None:
+        changes.update(strategy="beam", beam_size=args.beam)
+    elif any(k in changes for k in ("temperature", "top_k", "top_p")):
+        changes["strategy"] = "sample"
+    if changes.get("strategy") == "beam" and "n_best" in changes:
+        changes["n_best"] = min(changes["n_best"], changes["beam_size"])
+    return dataclasses.replace(defaults, **changes)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from textgen_core.evaluation import evaluate_project
+    from textgen_core.project import Project
+
+    result = evaluate_project(Project.open(args.dir), args.data, checkpoint=args.checkpoint,
+                              device=args.device)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        for key, value in result.items():
+            shown = f"{value:.4f}" if isinstance(value, float) else value
+            print(f"{key:10} {shown}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from textgen_core import models
+
+    specs = models.list_specs()
+    if args.json:
+        print(json.dumps([
+            {"name": s.name, "kind": s.kind, "tasks": list(s.tasks),
+             "description": s.description, "presets": {k: dict(v) for k, v in s.presets.items()}}
+            for s in specs
+        ], ensure_ascii=False))
+        return 0
+    for s in specs:
+        print(f"{s.name:14} {s.kind:8} {','.join(s.tasks):24} {s.description}")
+    return 0
+
+
+def _settings(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in settings.items())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

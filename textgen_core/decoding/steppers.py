@@ -1,0 +1,130 @@
+"""Steppers: the small interface between a model and the search algorithms.
+
+A stepper turns a batch of output prefixes into next-token logits and keeps whatever per-row state
+the model needs (the encoder memory of a seq2seq model; later a KV cache). The searches in
+:mod:`textgen_core.decoding.search` only ever talk to this interface, in the way joeynmt keeps
+``search.py`` apart from its models, so a new model family only needs a new stepper.
+
+Row bookkeeping: the search calls :meth:`Stepper.select` whenever the rows it will pass next differ
+from the rows it passed last (beam reordering, expansion of one input into ``k`` beams or samples,
+dropping finished samples). ``select(index)`` makes the new row ``i`` a copy of the old row
+``index[i]``, exactly like ``Tensor.index_select(0, index)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+from textgen_core.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LMStepper", "Seq2SeqStepper", "Stepper", "make_stepper"]
+
+
+@runtime_checkable
+class Stepper(Protocol):
+    """Next-token scoring for a batch of prefixes, with row bookkeeping for beam search."""
+
+    def logits(self, prefix: Tensor) -> Tensor:
+        """Next-token logits: ``prefix`` (N, T) long, on any device -> (N, V) float32."""
+        ...
+
+    def select(self, index: Tensor) -> None:
+        """Keep, reorder or repeat rows of the internal state: new row i = old row ``index[i]``.
+
+        ``index`` is a 1-D long tensor on any device.
+        """
+        ...
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _warn_if_training(model: nn.Module) -> None:
+    if model.training:
+        logger.warning(
+            "%s is in training mode: dropout is active while decoding (call model.eval())",
+            type(model).__name__,
+        )
+
+
+class Seq2SeqStepper:
+    """Stepper for an encoder-decoder model (``model.kind == "seq2seq"``).
+
+    The source is encoded once at construction; every :meth:`logits` call runs the decoder over
+    the whole prefix (no KV cache yet: a cached stepper only needs to keep the same interface and
+    feed ``prefix[:, -1:]``). ``select`` index-selects the encoder memory and the source ids (the
+    model derives its source padding mask from the ids).
+    """
+
+    def __init__(self, model: nn.Module, src: Tensor) -> None:
+        if src.dim() == 1:
+            src = src.unsqueeze(0)
+        if src.dim() != 2 or src.size(0) < 1 or src.size(1) < 1:
+            shape = tuple(src.shape)
+            raise ConfigError(f"source ids must have shape (1, S) with S >= 1, got {shape}")
+        _warn_if_training(model)
+        self.model = model
+        self.device = _model_device(model)
+        self.src = src.to(self.device, torch.long)  # (B, S)
+        with torch.inference_mode():
+            self.memory = model.encode(self.src)  # (B, S, C)
+
+    def logits(self, prefix: Tensor) -> Tensor:
+        prefix = prefix.to(self.device, torch.long)  # (N, T)
+        if prefix.size(0) != self.memory.size(0):
+            raise ValueError(
+                f"prefix has {prefix.size(0)} rows but the stepper holds {self.memory.size(0)}; "
+                "call select() first"
+            )
+        out = self.model.decode(self.memory, self.src, prefix, need_weights=False)
+        return out.logits[:, -1, :].float()  # (N, V)
+
+    def select(self, index: Tensor) -> None:
+        index = index.to(self.memory.device, torch.long)
+        self.memory = self.memory.index_select(0, index)  # (N', S, C)
+        self.src = self.src.index_select(0, index)  # (N', S)
+
+
+class LMStepper:
+    """Stepper for a decoder-only language model (``model.kind == "lm"``).
+
+    The model sees at most ``model.block_size`` positions, so the prefix is cropped to its last
+    ``block_size`` tokens (a sliding window) before each call. It holds no per-row state, so
+    ``select`` has nothing to do (a KV-cached variant would reorder its cache there).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        block_size = int(model.block_size)
+        if block_size < 1:
+            raise ConfigError(f"model block_size must be >= 1, got {block_size}")
+        _warn_if_training(model)
+        self.model = model
+        self.block_size = block_size
+        self.device = _model_device(model)
+
+    def logits(self, prefix: Tensor) -> Tensor:
+        idx = prefix[:, -self.block_size :].to(self.device, torch.long)  # (N, <=block_size)
+        return self.model(idx)[:, -1, :].float()  # (N, V)
+
+    def select(self, index: Tensor) -> None:
+        return None
+
+
+def make_stepper(model: nn.Module, src: Tensor | None = None) -> Stepper:
+    """Build the stepper that fits ``model.kind``; seq2seq models need the source ids ``src``."""
+    kind = getattr(model, "kind", None)
+    if kind == "seq2seq":
+        if src is None:
+            raise ConfigError("a seq2seq model needs source ids to decode from (src is None)")
+        return Seq2SeqStepper(model, src)
+    if kind == "lm":
+        return LMStepper(model)
+    raise ConfigError(f"model kind {kind!r} cannot be decoded (expected 'seq2seq' or 'lm')")

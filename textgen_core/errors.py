@@ -1,0 +1,28 @@
+"""User-facing errors.
+
+Every problem a user can cause (a bad file, a bad setting, a damaged checkpoint) is raised as a
+:class:`TextGenError` whose message is one line that says what is wrong and where. The CLI prints it
+as ``error: <message>`` and exits with status 2; the studio shows it in a dialog.
+"""
+
+from __future__ import annotations
+
+
+class TextGenError(Exception):
+    """A problem in the user's input or settings, described in one line."""
+
+
+class CorpusError(TextGenError):
+    """A corpus file cannot be read or parsed (names the file, and the line where it applies)."""
+
+
+class ConfigError(TextGenError):
+    """A setting is missing, unknown or out of range (names the setting)."""
+
+
+class CheckpointError(TextGenError):
+    """A checkpoint is missing, damaged, tampered with or does not fit the project."""
+
+
+class TrainingError(TextGenError):
+    """Training cannot go on (non-finite loss, out of memory, ...); says what to change."""

@@ -1,0 +1,165 @@
+"""Validation and test evaluation: teacher-forced loss and perplexity, BLEU/chrF of greedy outputs.
+
+Used by the trainer at each evaluation and by ``textgen evaluate``. Decoding here is a batched
+greedy search (many sentences per forward pass) because evaluation decodes whole sets; interactive
+generation with sampling and beams lives in :mod:`textgen_core.decoding`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from textgen_core import metrics
+from textgen_core.corpus import load_corpus
+from textgen_core.data import BucketBatcher, LMBatch, LMWindows, Seq2SeqBatch, encode_pairs
+from textgen_core.project import Project
+from textgen_core.tokenizer import Tokenizer
+
+
+def batch_loss(
+    model: nn.Module, batch: Seq2SeqBatch | LMBatch, pad_id: int, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Mean token cross-entropy of one batch (padding ignored)."""
+    if isinstance(batch, LMBatch):
+        logits = model(batch.x)                        # (B, T, V)
+        target = batch.y
+    else:
+        logits = model(batch.src, batch.tgt_in)        # (B, T, V)
+        target = batch.tgt_out
+    return F.cross_entropy(
+        logits.float().reshape(-1, logits.size(-1)),
+        target.reshape(-1),
+        ignore_index=pad_id,
+        label_smoothing=label_smoothing,
+    )
+
+
+@torch.no_grad()
+def mean_loss(
+    model: nn.Module,
+    batches: Iterable[Seq2SeqBatch | LMBatch],
+    pad_id: int,
+    device: torch.device,
+    max_batches: int | None = None,
+) -> float:
+    """Token-weighted mean negative log-likelihood over ``batches`` (nan when there are none)."""
+    was_training = model.training
+    model.eval()
+    total, tokens = 0.0, 0
+    try:
+        for i, batch in enumerate(batches):
+            if max_batches is not None and i >= max_batches:
+                break
+            batch = batch.to(device)
+            n = batch.n_tokens
+            total += batch_loss(model, batch, pad_id).item() * n
+            tokens += n
+    finally:
+        model.train(was_training)
+    return total / tokens if tokens else float("nan")
+
+
+@torch.no_grad()
+def greedy_batch(
+    model: nn.Module,
+    sources: Sequence[Sequence[int]],
+    *,
+    tokenizer: Tokenizer,
+    max_len: int,
+    device: torch.device,
+    batch_size: int = 64,
+) -> list[list[int]]:
+    """Greedy outputs (ids without specials) of a seq2seq model for many sources at once."""
+    was_training = model.training
+    model.eval()
+    pad, bos, eos = tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id
+    outputs: list[list[int]] = []
+    try:
+        for start in range(0, len(sources), batch_size):
+            chunk = [list(s[: max_len - 1]) + [eos] for s in sources[start : start + batch_size]]
+            width = max(len(s) for s in chunk)
+            src = torch.full((len(chunk), width), pad, dtype=torch.long)
+            for row, ids in enumerate(chunk):
+                src[row, : len(ids)] = torch.tensor(ids)
+            src = src.to(device)                                    # (B, S)
+            memory = model.encode(src)                              # (B, S, C)
+            out = torch.full((len(chunk), 1), bos, dtype=torch.long, device=device)
+            done = torch.zeros(len(chunk), dtype=torch.bool, device=device)
+            for _ in range(max_len - 1):
+                logits = model.decode(memory, src, out).logits[:, -1]   # (B, V)
+                logits[:, [pad, bos]] = float("-inf")
+                nxt = logits.argmax(-1).masked_fill(done, pad)           # (B,)
+                out = torch.cat([out, nxt[:, None]], dim=1)
+                done |= nxt == eos
+                if bool(done.all()):
+                    break
+            for row in out[:, 1:].tolist():
+                ids = []
+                for tok in row:
+                    if tok in (eos, pad):
+                        break
+                    ids.append(tok)
+                outputs.append(ids)
+    finally:
+        model.train(was_training)
+    return outputs
+
+
+def seq2seq_scores(
+    model: nn.Module,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    src_tok: Tokenizer,
+    tgt_tok: Tokenizer,
+    max_len: int,
+    device: torch.device,
+) -> dict[str, Any]:
+    """BLEU and chrF (sacrebleu) of greedy outputs against references, plus the outputs."""
+    sources = [src_tok.encode(src) for src, _ in pairs]
+    outputs = greedy_batch(model, sources, tokenizer=tgt_tok, max_len=max_len, device=device)
+    hyps = [tgt_tok.decode(ids) for ids in outputs]
+    refs = [ref for _, ref in pairs]
+    return {
+        "bleu": metrics.bleu(hyps, refs),
+        "chrf": metrics.chrf(hyps, refs),
+        "hypotheses": hyps,
+    }
+
+
+def evaluate_project(
+    project: Project, files: Sequence[str], *, checkpoint: str = "best", device: str = "auto"
+) -> dict[str, Any]:
+    """``textgen evaluate``: loss and perplexity, and for seq2seq tasks BLEU and chrF."""
+    from textgen_core.generation import Generator
+
+    gen = (
+        Generator.from_checkpoint(Path(checkpoint), device) if checkpoint.endswith(".pt")
+        else Generator.from_project(project, checkpoint, device)
+    )
+    corpus = load_corpus(project.config.task, files, swap=project.config.data.swap)
+    model, dev = gen.model, gen.device
+    pad = gen.tgt_tok.pad_id
+    if gen.is_lm:
+        ids = torch.tensor(gen.tgt_tok.encode(corpus.text), dtype=torch.long)
+        windows = LMWindows(ids, block_size=model.config.block_size, batch_size=16)
+        loss = mean_loss(model, windows.iter_batches(), pad, dev)
+        return {"examples": int(ids.numel()), "bleu": None, "chrf": None, "loss": loss,
+                "ppl": metrics.perplexity(loss)}
+    pairs = [(p.source, p.target) for p in corpus.pairs]
+    max_len = model.config.block_size
+    examples = encode_pairs(pairs, gen.src_tok, gen.tgt_tok, max_len)
+    batches = BucketBatcher(
+        examples, batch_size=32, pad_id=pad, bos_id=gen.tgt_tok.bos_id,
+        eos_id=gen.tgt_tok.eos_id, max_len=max_len, shuffle=False,
+    )
+    loss = mean_loss(model, batches.iter_batches(), pad, dev)
+    scores = seq2seq_scores(model, pairs, src_tok=gen.src_tok, tgt_tok=gen.tgt_tok,
+                            max_len=max_len, device=dev)
+    return {"examples": len(pairs), "bleu": scores["bleu"], "chrf": scores["chrf"], "loss": loss,
+            "ppl": metrics.perplexity(loss)}

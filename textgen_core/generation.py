@@ -1,0 +1,188 @@
+"""Writing with a trained model: text in, hypotheses (and attention) out.
+
+:class:`Generator` loads a self-describing checkpoint (model name, config, tokenizer and weights) and
+runs :mod:`textgen_core.decoding` on it. Couplets keep their form: the input's whitespace is dropped
+(datasets often space the characters) and, with a character tokenizer, the output has exactly the
+input's length. Attention is computed on request for the hypothesis actually chosen, from a
+separate forward pass, so decoding itself never pays for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from textgen_core import models
+from textgen_core.decoding.search import DecodeConfig, Hypothesis, generate
+from textgen_core.decoding.steppers import make_stepper
+from textgen_core.devices import resolve_device
+from textgen_core.errors import CheckpointError, TextGenError
+from textgen_core.project import Project
+from textgen_core.tokenizer import Tokenizer
+from textgen_core.training.checkpoint import load_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Attention:
+    """Attention of the produced output: ``weights[layer, head, query, key]``."""
+
+    kind: str                    # "cross": output vs input (seq2seq); "self": text vs text (LM)
+    weights: np.ndarray          # (L, H, Tq, Tk) float32
+    query_tokens: list[str]
+    key_tokens: list[str]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    text: str
+    score: float
+    ids: list[int]
+    tokens: list[str]
+    finished: bool
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    prompt: str
+    prompt_ids: list[int]
+    hypotheses: list[Candidate]
+    attention: Attention | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prompt": self.prompt,
+            "prompt_ids": self.prompt_ids,
+            "hypotheses": [
+                {"text": h.text, "score": h.score, "ids": h.ids} for h in self.hypotheses
+            ],
+        }
+
+
+class Generator:
+    """A loaded model with its tokenizers, ready to write."""
+
+    def __init__(self, model: nn.Module, task: str, src_tok: Tokenizer, tgt_tok: Tokenizer,
+                 device: torch.device, step: int = 0) -> None:
+        self.model, self.task = model.eval(), task
+        self.src_tok, self.tgt_tok, self.device, self.step = src_tok, tgt_tok, device, step
+
+    @classmethod
+    def from_checkpoint(cls, path: Path, device: str = "auto") -> Generator:
+        dev = resolve_device(device)
+        ckpt = load_checkpoint(path)
+        try:
+            src = Tokenizer.from_bytes(ckpt["tokenizers"]["src"])
+            tgt_bytes = ckpt["tokenizers"].get("tgt")
+            tgt = Tokenizer.from_bytes(tgt_bytes) if tgt_bytes else src
+            settings = dict(ckpt["model_config"])
+            vocab = {
+                "src_vocab_size": int(settings.pop("src_vocab_size", src.vocab_size)),
+                "tgt_vocab_size": int(settings.pop("tgt_vocab_size",
+                                                   settings.pop("vocab_size", tgt.vocab_size))),
+                "pad_id": int(settings.pop("pad_id", 0)),
+            }
+            config = models.build_config(ckpt["model_name"], settings, **vocab)
+            model = models.build_model(ckpt["model_name"], config)
+            model.load_state_dict(ckpt["model"])
+        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise CheckpointError(f"{path}: checkpoint does not describe a usable model: {reason}") from None
+        return cls(model.to(dev), str(ckpt["task"]), src, tgt, dev, int(ckpt["step"]))
+
+    @classmethod
+    def from_project(cls, project: Project, which: str = "best", device: str = "auto") -> Generator:
+        """The project's best checkpoint (or last, when there is no best yet)."""
+        path = project.checkpoint_path(which)
+        if not path.is_file():
+            path = project.checkpoint_path("last")
+        if not path.is_file():
+            raise CheckpointError(
+                f"{project.root}: no trained model yet; run textgen train {project.root} first"
+            )
+        return cls.from_checkpoint(path, device)
+
+    @property
+    def is_lm(self) -> bool:
+        return self.model.kind == "lm"
+
+    def prepare(self, text: str) -> str:
+        """Normalise user input the way training data was normalised."""
+        return "".join(text.split()) if self.task == "couplet" else text.strip()
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        text: str,
+        config: DecodeConfig,
+        *,
+        with_attention: bool = False,
+        on_token: Callable[[int], bool] | None = None,
+    ) -> GenerationResult:
+        prompt = self.prepare(text)
+        if not prompt and not self.is_lm:
+            raise TextGenError("empty input: type the text to answer or translate")
+        tok = self.tgt_tok
+        banned = (tok.pad_id, tok.bos_id, tok.unk_id)
+        if self.is_lm:
+            prompt_ids = self.src_tok.encode(prompt) if prompt else self.src_tok.encode("\n")
+            stepper, prefix, forced = make_stepper(self.model, None), prompt_ids, None
+        else:
+            prompt_ids = self.src_tok.encode(prompt)
+            block = self.model.config.block_size
+            if len(prompt_ids) + 1 > block:
+                raise TextGenError(
+                    f"input is {len(prompt_ids)} tokens long; this model reads at most {block - 1}"
+                )
+            src = torch.tensor([prompt_ids + [self.src_tok.eos_id]], device=self.device)  # (1, S)
+            stepper, prefix = make_stepper(self.model, src), [tok.bos_id]
+            forced = len(prompt_ids) if self._forces_length() else None
+            config = _fit_max_tokens(config, block - 1)
+        hyps = generate(stepper, prefix, eos_id=tok.eos_id, config=config, banned_ids=banned,
+                        on_token=on_token, forced_length=forced)
+        candidates = [self._candidate(h) for h in hyps]
+        attention = None
+        if with_attention and hyps:
+            attention = self.attention(prompt_ids, list(hyps[0].ids))
+        return GenerationResult(prompt, prompt_ids, candidates, attention)
+
+    def attention(self, prompt_ids: list[int], output_ids: list[int]) -> Attention | None:
+        """Attention weights of one produced output (all layers and heads)."""
+        if not output_ids and not self.is_lm:
+            return None
+        if self.is_lm:
+            ids = (prompt_ids + output_ids)[-self.model.config.block_size :]
+            x = torch.tensor([ids], device=self.device)                    # (1, T)
+            _, self_attn = self.model(x, need_weights=True)                # (L, 1, H, T, T)
+            labels = self.src_tok.pieces(ids)
+            return Attention("self", _numpy(self_attn), labels, labels)
+        src_ids = prompt_ids + [self.src_tok.eos_id]
+        src = torch.tensor([src_ids], device=self.device)                  # (1, S)
+        tgt_in = torch.tensor([[self.tgt_tok.bos_id, *output_ids[:-1]]], device=self.device)
+        out = self.model.decode(self.model.encode(src), src, tgt_in, need_weights=True)
+        return Attention("cross", _numpy(out.cross_attn), self.tgt_tok.pieces(output_ids),
+                         self.src_tok.pieces(src_ids))
+
+    def _forces_length(self) -> bool:
+        return self.task == "couplet" and self.tgt_tok.kind == "char"
+
+    def _candidate(self, hyp: Hypothesis) -> Candidate:
+        ids = list(hyp.ids)
+        return Candidate(self.tgt_tok.decode(ids), float(hyp.score), ids,
+                         self.tgt_tok.pieces(ids), hyp.finished)
+
+
+def _fit_max_tokens(config: DecodeConfig, limit: int) -> DecodeConfig:
+    return config if config.max_tokens <= limit else replace(config, max_tokens=limit)
+
+
+def _numpy(attn: torch.Tensor) -> np.ndarray:
+    return attn[:, 0].float().cpu().numpy()          # (L, 1, H, Tq, Tk) -> (L, H, Tq, Tk)

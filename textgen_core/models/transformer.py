@@ -1,0 +1,270 @@
+"""The Transformer encoder-decoder of Vaswani et al. 2017, "Attention Is All You Need".
+
+Read top to bottom: config, one sublayer connection, encoder layer, decoder layer, the model.
+Differences from the paper, all switchable in :class:`TransformerConfig`:
+
+* ``pre_norm=True`` (default) puts LayerNorm before each sublayer and a final LayerNorm after the
+  encoder and decoder stacks (Xiong et al. 2020, "On Layer Normalization in the Transformer
+  Architecture"); it trains without warm-up tricks. ``pre_norm=False`` is the paper's post-LN.
+* ``positional="learned"`` swaps the sinusoids of §3.5 for learned position embeddings.
+
+As in §3.4 the token embeddings are scaled by sqrt(n_embd) and (``tie_embeddings``) the decoder's
+input embedding is the pre-softmax projection. Padding is derived from ``pad_id``: padded keys are
+masked in every attention, and the decoder's self-attention is causal.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import torch
+from torch import Tensor, nn
+
+from textgen_core.errors import ConfigError
+from textgen_core.models.layers import (
+    POSITIONAL_KINDS,
+    DecoderOutput,
+    FeedForward,
+    MultiHeadAttention,
+    attention_mask,
+    check_length,
+    make_positions,
+    require_bool,
+    require_dropout,
+    require_heads_divide,
+    require_positive,
+)
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Settings of :class:`Transformer`. Vocabulary sizes and ``pad_id`` come from the tokenizer."""
+
+    src_vocab_size: int
+    tgt_vocab_size: int
+    pad_id: int = 0
+    n_layer: int = 3  # encoder layers (N in the paper)
+    n_decoder_layer: int | None = None  # None = n_layer
+    n_head: int = 4  # h
+    n_embd: int = 256  # d_model
+    ffn_dim: int | None = None  # d_ff; None = 4 * n_embd
+    dropout: float = 0.1  # P_drop: residual, embedding and attention dropout
+    bias: bool = True  # biases in Linear and LayerNorm
+    pre_norm: bool = True  # False = post-LN as in the paper
+    positional: str = "sinusoidal"  # "sinusoidal" | "learned"
+    block_size: int = 256  # most positions per source or target sequence
+    tie_embeddings: bool = True  # decoder input embedding = output projection (§3.4)
+    share_src_tgt_embeddings: bool = False  # one embedding for both sides (joint vocabulary)
+
+    def __post_init__(self) -> None:
+        require_positive(
+            self, ("src_vocab_size", "tgt_vocab_size", "n_layer", "n_head", "n_embd", "block_size")
+        )
+        require_positive(self, ("n_decoder_layer", "ffn_dim"), optional=True)
+        require_bool(self, ("bias", "pre_norm", "tie_embeddings", "share_src_tgt_embeddings"))
+        require_dropout(self.dropout)
+        require_heads_divide(self.n_embd, self.n_head)
+        if self.positional not in POSITIONAL_KINDS:
+            raise ConfigError(
+                f"model.positional must be one of {', '.join(POSITIONAL_KINDS)}, got {self.positional!r}"
+            )
+        smallest = min(self.src_vocab_size, self.tgt_vocab_size)
+        if isinstance(self.pad_id, bool) or not isinstance(self.pad_id, int):
+            raise ConfigError(f"model.pad_id must be a whole number, got {self.pad_id!r}")
+        if not 0 <= self.pad_id < smallest:
+            raise ConfigError(f"model.pad_id={self.pad_id} must be in [0, {smallest})")
+        if self.share_src_tgt_embeddings and self.src_vocab_size != self.tgt_vocab_size:
+            raise ConfigError(
+                "model.share_src_tgt_embeddings needs equal vocabularies, got "
+                f"src_vocab_size={self.src_vocab_size}, tgt_vocab_size={self.tgt_vocab_size}"
+            )
+
+    @property
+    def decoder_layers(self) -> int:
+        return self.n_layer if self.n_decoder_layer is None else self.n_decoder_layer
+
+    @property
+    def ffn_hidden(self) -> int:
+        return 4 * self.n_embd if self.ffn_dim is None else self.ffn_dim
+
+
+# Model settings only; vocabulary sizes and pad_id are injected by the registry.
+TRANSFORMER_PRESETS = MappingProxyType(
+    {
+        # trains visibly in about a minute on 2 CPU cores
+        "tiny": MappingProxyType(
+            dict(n_layer=2, n_head=4, n_embd=64, ffn_dim=128, dropout=0.1, block_size=64)
+        ),
+        # a few million parameters (plus embeddings); tens of minutes on a CPU
+        "small": MappingProxyType(
+            dict(n_layer=3, n_head=4, n_embd=256, ffn_dim=1024, dropout=0.1, block_size=256)
+        ),
+        # the paper's base model (6 + 6 layers, d_model 512, 8 heads, d_ff 2048); for a GPU
+        "base": MappingProxyType(
+            dict(n_layer=6, n_head=8, n_embd=512, ffn_dim=2048, dropout=0.1, block_size=256)
+        ),
+    }
+)
+
+
+class SublayerConnection(nn.Module):
+    """Residual connection around one sublayer, with LayerNorm and dropout (§5.4).
+
+    post-LN (paper): ``LN(x + Dropout(f(x)))``; pre-LN: ``x + Dropout(f(LN(x)))``.
+    Use as ``y = f(conn.inp(x)); x = conn.out(x, y)``.
+    """
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.pre_norm = config.pre_norm
+        self.norm = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def inp(self, x: Tensor) -> Tensor:
+        return self.norm(x) if self.pre_norm else x
+
+    def out(self, x: Tensor, y: Tensor) -> Tensor:
+        x = x + self.dropout(y)
+        return x if self.pre_norm else self.norm(x)
+
+
+class EncoderLayer(nn.Module):
+    """Self-attention then a feed-forward network, each a residual sublayer (§3.1)."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        C = config.n_embd
+        self.self_attn = MultiHeadAttention(C, config.n_head, config.dropout, config.bias)
+        self.ffn = FeedForward(C, config.ffn_hidden, bias=config.bias)
+        self.sub_attn = SublayerConnection(config)
+        self.sub_ffn = SublayerConnection(config)
+
+    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        a, _ = self.self_attn(self.sub_attn.inp(x), mask=mask)  # (B, S, C)
+        x = self.sub_attn.out(x, a)
+        return self.sub_ffn.out(x, self.ffn(self.sub_ffn.inp(x)))  # (B, S, C)
+
+
+class DecoderLayer(nn.Module):
+    """Masked self-attention, attention over the encoder output, feed-forward (§3.1)."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        C, H, p, bias = config.n_embd, config.n_head, config.dropout, config.bias
+        self.self_attn = MultiHeadAttention(C, H, p, bias)
+        self.cross_attn = MultiHeadAttention(C, H, p, bias)
+        self.ffn = FeedForward(C, config.ffn_hidden, bias=bias)
+        self.sub_self = SublayerConnection(config)
+        self.sub_cross = SublayerConnection(config)
+        self.sub_ffn = SublayerConnection(config)
+
+    def forward(
+        self,
+        x: Tensor,
+        memory: Tensor,
+        self_mask: Tensor | None,
+        cross_mask: Tensor | None,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """x (B, T, C), memory (B, S, C) -> x (B, T, C), weights (B, H, T, T) and (B, H, T, S)."""
+        a, self_w = self.self_attn(self.sub_self.inp(x), mask=self_mask, need_weights=need_weights)
+        x = self.sub_self.out(x, a)
+        a, cross_w = self.cross_attn(
+            self.sub_cross.inp(x), memory, mask=cross_mask, need_weights=need_weights
+        )
+        x = self.sub_cross.out(x, a)
+        x = self.sub_ffn.out(x, self.ffn(self.sub_ffn.inp(x)))
+        return x, self_w, cross_w
+
+
+class Transformer(nn.Module):
+    """Encoder-decoder Transformer (Vaswani et al. 2017), built as ``Transformer(config)``."""
+
+    kind = "seq2seq"
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.config = config
+        C = config.n_embd
+        self.embed_scale = math.sqrt(C)  # §3.4: embeddings are multiplied by sqrt(d_model)
+        self.src_tok_emb = nn.Embedding(config.src_vocab_size, C)
+        self.tgt_tok_emb = (
+            self.src_tok_emb if config.share_src_tgt_embeddings else nn.Embedding(config.tgt_vocab_size, C)
+        )
+        self.src_pos = make_positions(config.positional, config.block_size, C)
+        self.tgt_pos = make_positions(config.positional, config.block_size, C)
+        self.drop = nn.Dropout(config.dropout)
+        self.encoder_layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.n_layer))
+        self.decoder_layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.decoder_layers))
+        # pre-LN leaves the residual stream un-normalised, so each stack ends with a LayerNorm
+        self.encoder_norm = nn.LayerNorm(C, bias=config.bias) if config.pre_norm else nn.Identity()
+        self.decoder_norm = nn.LayerNorm(C, bias=config.bias) if config.pre_norm else nn.Identity()
+        self.lm_head = nn.Linear(C, config.tgt_vocab_size, bias=False)
+        self.apply(self._init_weights)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.tgt_tok_emb.weight  # one (V_tgt, C) matrix, §3.4
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        """Xavier-uniform linear layers; embeddings N(0, C^-1/2) so scaled ones have unit size."""
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=module.embedding_dim**-0.5)
+
+    @property
+    def block_size(self) -> int:
+        return self.config.block_size
+
+    def num_parameters(self) -> int:
+        """Every trainable number, counting tied/shared matrices once (positions included)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def _embed(self, tokens: Tensor, tok_emb: nn.Embedding, pos: nn.Module) -> Tensor:
+        check_length(tokens.size(1), self.config.block_size)
+        x = tok_emb(tokens) * self.embed_scale + pos(tokens.size(1))  # (B, T, C)
+        return self.drop(x)
+
+    def encode(self, src: Tensor) -> Tensor:
+        """src (B, S) token ids -> memory (B, S, C)."""
+        S = src.size(1)
+        mask = attention_mask(S, S, key_padding_mask=src == self.config.pad_id)  # (B, 1, 1, S)
+        x = self._embed(src, self.src_tok_emb, self.src_pos)  # (B, S, C)
+        for layer in self.encoder_layers:
+            x = layer(x, mask)
+        return self.encoder_norm(x)  # (B, S, C)
+
+    def decode(
+        self, memory: Tensor, src: Tensor, tgt_in: Tensor, need_weights: bool = False
+    ) -> DecoderOutput:
+        """memory (B, S, C), src (B, S) for its padding, tgt_in (B, T) -> logits (B, T, V_tgt).
+
+        With ``need_weights`` the explicit attention path runs and the weights of every decoder
+        layer come back stacked: self (L, B, H, T, T), cross (L, B, H, T, S).
+        """
+        T, S = tgt_in.size(1), src.size(1)
+        pad = self.config.pad_id
+        self_mask = attention_mask(
+            T, T, key_padding_mask=tgt_in == pad, causal=True, device=tgt_in.device
+        )  # (B, 1, T, T)
+        cross_mask = attention_mask(T, S, key_padding_mask=src == pad)  # (B, 1, 1, S)
+        x = self._embed(tgt_in, self.tgt_tok_emb, self.tgt_pos)  # (B, T, C)
+        self_ws: list[Tensor] = []
+        cross_ws: list[Tensor] = []
+        for layer in self.decoder_layers:
+            x, self_w, cross_w = layer(x, memory, self_mask, cross_mask, need_weights)
+            if need_weights:
+                self_ws.append(self_w)
+                cross_ws.append(cross_w)
+        logits = self.lm_head(self.decoder_norm(x))  # (B, T, V_tgt)
+        if not need_weights:
+            return DecoderOutput(logits)
+        return DecoderOutput(logits, torch.stack(self_ws), torch.stack(cross_ws))
+
+    def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
+        """src (B, S), tgt_in (B, T) (shifted right, starting with BOS) -> logits (B, T, V_tgt)."""
+        return self.decode(self.encode(src), src, tgt_in).logits

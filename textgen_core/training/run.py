@@ -1,0 +1,240 @@
+"""Train a project: the one entry point shared by ``textgen train``, torchrun and the studio.
+
+Builds tokenizers, batches, model and optimizer from the project (or restores all of them, with the
+RNG and the data position, from ``checkpoints/last.pt`` when resuming), runs the
+:class:`~textgen_core.training.trainer.Trainer`, and records every event in
+``runs/<id>/metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from textgen_core import models
+from textgen_core.config import TrainConfig
+from textgen_core.devices import resolve_device
+from textgen_core.errors import CheckpointError, TextGenError, TrainingError
+from textgen_core.project import Project
+from textgen_core.training import distributed
+from textgen_core.training.checkpoint import load_checkpoint, save_checkpoint
+from textgen_core.training.tasks import TaskData, build_task
+from textgen_core.training.trainer import (
+    Event,
+    Trainer,
+    TrainState,
+    build_optimizer,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    status: str                 # "finished" | "stopped" | "early_stopped"
+    step: int
+    best_val_loss: float
+    run_id: str
+
+
+def train_project(
+    project: Project,
+    *,
+    steps: int | None = None,
+    device: str | None = None,
+    resume: bool = False,
+    restart: bool = False,
+    on_event: Callable[[Event], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainOutcome:
+    """Train (or resume training of) ``project``; see the module docstring."""
+    cfg = project.config.train
+    if steps is not None:
+        if steps < 1:
+            raise TextGenError(f"--steps must be at least 1, got {steps}")
+        cfg = replace(cfg, steps=steps)
+    choice = device or cfg.device
+    dist = distributed.init_from_env(choice if choice != "auto" else _auto_kind())
+    dev = resolve_device(choice, dist.local_rank)
+    last = project.checkpoint_path("last")
+    ckpt = _checkpoint_to_resume(last, resume, restart)
+    torch.manual_seed(cfg.seed + dist.rank)
+    src_tok, tgt_tok = project.tokenizers()
+    name, model_config = _model_config(project, ckpt, src_tok.vocab_size, tgt_tok.vocab_size)
+    model = models.build_model(name, model_config).to(dev)
+    task = build_task(project, model, cfg, src_tok, tgt_tok, dev, dist)
+    optimizer = build_optimizer(model, cfg, dev)
+    state = TrainState(run_id=time.strftime("%Y%m%d-%H%M%S"))
+    if ckpt is not None:
+        state = _restore(ckpt, model, optimizer, task, last)
+    if state.step >= cfg.steps:
+        raise TextGenError(
+            f"{last}: already trained for {state.step} steps; ask for more with --steps N (N > "
+            f"{state.step})"
+        )
+    trained: nn.Module = model
+    if dist.enabled:
+        ids = [dev.index] if dev.type == "cuda" else None
+        trained = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    writer = _MetricsWriter(project.runs_dir / state.run_id / "metrics.jsonl", dist.is_main)
+
+    def emit(event: Event) -> None:
+        writer.write(event)
+        if on_event is not None:
+            on_event(event)
+
+    trainer = Trainer(
+        trained, cfg, task.train, task.hooks, state, device=dev, optimizer=optimizer,
+        save=lambda which, st: save_checkpoint(
+            project.checkpoint_path(which),
+            _content(project, name, model, optimizer, trainer, task, st, src_tok, tgt_tok, cfg),
+        ),
+        on_event=emit, should_stop=should_stop, dist=dist,
+        scaler_state=ckpt.get("scaler") if ckpt else None,
+    )
+    emit({"event": "config", "step": state.step, "time": time.time(), "device": str(dev),
+          "model": name, "parameters": model.num_parameters(),
+          "world_size": dist.world_size, "resumed": ckpt is not None})
+    try:
+        status = trainer.run()
+    except torch.OutOfMemoryError:
+        emit({"event": "failed", "step": state.step, "time": time.time(), "message": "out of memory"})
+        raise TrainingError(
+            f"{dev} ran out of memory at train.batch_size={cfg.batch_size}; lower it (e.g. --set "
+            f"train.batch_size={max(1, cfg.batch_size // 2)} --set "
+            f"train.grad_accum={cfg.grad_accum * 2}) or pick a smaller model"
+        ) from None
+    finally:
+        writer.close()
+    return TrainOutcome(status, state.step, state.best_val_loss, state.run_id)
+
+
+def _auto_kind() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _checkpoint_to_resume(last: Path, resume: bool, restart: bool) -> dict[str, Any] | None:
+    if resume:
+        if not last.is_file():
+            raise CheckpointError(f"{last}: nothing to resume; train without --resume first")
+        return load_checkpoint(last)
+    if last.is_file() and not restart:
+        raise TextGenError(
+            f"{last.parent.parent}: already has a trained model; continue it with --resume or "
+            "start over with --restart (replaces its checkpoints)"
+        )
+    return None
+
+
+def _model_config(
+    project: Project, ckpt: Mapping[str, Any] | None, src_vocab: int, tgt_vocab: int
+) -> tuple[str, Any]:
+    if ckpt is not None:
+        name, settings = ckpt["model_name"], dict(ckpt["model_config"])
+        if name != project.config.model_name:
+            log.warning("resuming a %s model although project.toml now names %s",
+                        name, project.config.model_name)
+        return name, models.build_config(name, settings, **_vocab(settings, src_vocab, tgt_vocab))
+    name = project.config.model_name
+    settings = dict(project.config.model)
+    return name, models.build_config(
+        name, settings, src_vocab_size=src_vocab, tgt_vocab_size=tgt_vocab, pad_id=0
+    )
+
+
+def _vocab(settings: Mapping[str, Any], src_vocab: int, tgt_vocab: int) -> dict[str, int]:
+    """Vocab sizes stored in the checkpoint's config win (they must match its weights)."""
+    return {
+        "src_vocab_size": int(settings.pop("src_vocab_size", src_vocab)),
+        "tgt_vocab_size": int(settings.pop("tgt_vocab_size", settings.pop("vocab_size", tgt_vocab))),
+        "pad_id": int(settings.pop("pad_id", 0)),
+    }
+
+
+def _restore(
+    ckpt: Mapping[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
+    task: TaskData, path: Path,
+) -> TrainState:
+    try:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        task.train.load_state_dict(ckpt["data_state"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if torch.cuda.is_available() and ckpt["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+        st = ckpt["train_state"]
+        return TrainState(
+            run_id=str(st["run_id"]), step=int(ckpt["step"]),
+            best_val_loss=float(st["best_val_loss"]), bad_evals=int(st["bad_evals"]),
+            last_val_loss=st.get("last_val_loss"),
+        )
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: does not fit this project: {reason}") from None
+
+
+def _content(
+    project: Project, name: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+    trainer: Trainer, task: TaskData, state: TrainState, src_tok: Any, tgt_tok: Any,
+    cfg: TrainConfig,
+) -> dict[str, Any]:
+    tokenizers = {"src": src_tok.to_bytes()}
+    if tgt_tok is not src_tok:
+        tokenizers["tgt"] = tgt_tok.to_bytes()
+    return {
+        "model_name": name,
+        "model_config": models.config_to_dict(model.config),
+        "task": project.config.task,
+        "tokenizers": tokenizers,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": trainer.scaler.state_dict(),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        },
+        "data_state": task.train.state_dict(),
+        "step": state.step,
+        "train_state": {
+            "run_id": state.run_id, "best_val_loss": state.best_val_loss,
+            "bad_evals": state.bad_evals, "last_val_loss": state.last_val_loss,
+        },
+        "val_loss": state.last_val_loss,
+        "train_config": dataclasses.asdict(cfg),
+    }
+
+
+class _MetricsWriter:
+    """Appends one JSON object per event; flushed each line so the studio can follow it live."""
+
+    def __init__(self, path: Path, enabled: bool) -> None:
+        self.handle = None
+        if enabled:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = path.open("a", encoding="utf-8")
+
+    def write(self, event: Event) -> None:
+        if self.handle is not None:
+            clean = {k: _jsonable(v) for k, v in event.items()}
+            self.handle.write(json.dumps(clean, ensure_ascii=False) + "\n")
+            self.handle.flush()
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,149 @@
+"""What the generic trainer needs for each kind of model: batches, a loss, an evaluation.
+
+* seq2seq models (couplet, translation): length-bucketed pair batches; validation loss, perplexity,
+  BLEU/chrF of greedy outputs on the first ``train.bleu_examples`` validation pairs, and a few fixed
+  validation prompts with their outputs as samples.
+* language models (continuation): random windows of the token stream (nanoGPT's ``get_batch``);
+  validation loss and perplexity on consecutive windows, and seeded continuations of fixed prompts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from textgen_core import metrics
+from textgen_core.config import TrainConfig
+from textgen_core.data import BucketBatcher, LMWindows, encode_pairs
+from textgen_core.decoding.search import DecodeConfig, generate
+from textgen_core.decoding.steppers import make_stepper
+from textgen_core.errors import TextGenError
+from textgen_core.evaluation import batch_loss, greedy_batch, mean_loss
+from textgen_core.project import Project
+from textgen_core.tokenizer import Tokenizer
+from textgen_core.training.distributed import DistInfo
+from textgen_core.training.trainer import BatchSource, TaskHooks
+
+SAMPLE_PROMPT_CHARS = 24     # characters of validation text used as a continuation prompt
+SAMPLE_TOKENS = 48
+
+
+@dataclass(frozen=True)
+class TaskData:
+    train: BatchSource
+    hooks: TaskHooks
+
+
+def build_task(
+    project: Project, model: nn.Module, cfg: TrainConfig, src_tok: Tokenizer, tgt_tok: Tokenizer,
+    device: torch.device, dist: DistInfo,
+) -> TaskData:
+    if model.kind == "lm":
+        return _lm_task(project, model, cfg, tgt_tok, device, dist)
+    return _seq2seq_task(project, model, cfg, src_tok, tgt_tok, device, dist)
+
+
+def _seq2seq_task(
+    project: Project, model: nn.Module, cfg: TrainConfig, src_tok: Tokenizer, tgt_tok: Tokenizer,
+    device: torch.device, dist: DistInfo,
+) -> TaskData:
+    max_len = min(project.config.data.max_len, model.config.block_size)
+    pad = tgt_tok.pad_id
+
+    def batcher(split: str, shuffle: bool, rank: int = 0, world: int = 1) -> BucketBatcher:
+        pairs = [(p.source, p.target) for p in project.load_pairs(split)]
+        examples = encode_pairs(pairs, src_tok, tgt_tok, max_len)
+        if not examples and split == "train":
+            raise TextGenError(f"{project.split_path(split)}: no training examples")
+        return BucketBatcher(
+            examples, batch_size=cfg.batch_size, pad_id=pad, bos_id=tgt_tok.bos_id,
+            eos_id=tgt_tok.eos_id, max_len=max_len, seed=cfg.seed, shuffle=shuffle,
+            rank=rank, world_size=world,
+        )
+
+    train = batcher("train", True, dist.rank, dist.world_size)
+    valid_pairs = [(p.source, p.target) for p in project.load_pairs("valid")]
+    valid = batcher("valid", False) if valid_pairs else None
+
+    def evaluate(net: nn.Module) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        if valid is None:
+            return {"val_loss": None}
+        val = mean_loss(net, valid.iter_batches(), pad, device, cfg.eval_batches)
+        result.update(val_loss=val, val_ppl=metrics.perplexity(val))
+        shown = valid_pairs[: max(cfg.bleu_examples, cfg.num_samples)]
+        outputs = greedy_batch(
+            net, [src_tok.encode(s) for s, _ in shown], tokenizer=tgt_tok, max_len=max_len,
+            device=device,
+        )
+        hyps = [tgt_tok.decode(ids) for ids in outputs]
+        if cfg.bleu_examples:
+            refs = [t for _, t in shown[: cfg.bleu_examples]]
+            result["bleu"] = metrics.bleu(hyps[: len(refs)], refs)
+            result["chrf"] = metrics.chrf(hyps[: len(refs)], refs)
+        result["samples"] = [
+            {"prompt": s, "output": h, "reference": t}
+            for (s, t), h in zip(shown[: cfg.num_samples], hyps)
+        ]
+        return result
+
+    return TaskData(
+        train=train,
+        hooks=TaskHooks(
+            loss=lambda net, batch: batch_loss(net, batch, pad, cfg.label_smoothing),
+            tokens=lambda batch: batch.n_tokens,
+            evaluate=evaluate,
+        ),
+    )
+
+
+def _lm_task(
+    project: Project, model: nn.Module, cfg: TrainConfig, tok: Tokenizer, device: torch.device,
+    dist: DistInfo,
+) -> TaskData:
+    block = model.config.block_size
+    pad = tok.pad_id
+    train_ids = torch.tensor(tok.encode(project.load_text("train")), dtype=torch.long)
+    train = LMWindows(
+        train_ids, block_size=block, batch_size=cfg.batch_size, seed=cfg.seed,
+        rank=dist.rank, world_size=dist.world_size,
+    )
+    valid_text = project.load_text("valid")
+    valid_ids = torch.tensor(tok.encode(valid_text), dtype=torch.long)
+    valid = None
+    if valid_ids.numel() > block + 1:
+        valid = LMWindows(valid_ids, block_size=block, batch_size=cfg.batch_size, seed=cfg.seed)
+    prompts = [ln.strip()[:SAMPLE_PROMPT_CHARS] for ln in valid_text.split("\n") if ln.strip()]
+    prompts = prompts[: cfg.num_samples]
+
+    def evaluate(net: nn.Module) -> dict[str, Any]:
+        if valid is None:
+            return {"val_loss": None}
+        val = mean_loss(net, valid.iter_batches(cfg.eval_batches), pad, device)
+        result: dict[str, Any] = {"val_loss": val, "val_ppl": metrics.perplexity(val)}
+        samples = []
+        decode = DecodeConfig(strategy="sample", temperature=0.8, top_k=50,
+                              max_tokens=SAMPLE_TOKENS, seed=cfg.seed)
+        was_training = net.training
+        net.eval()
+        for prompt in prompts:
+            ids = tok.encode(prompt)
+            hyp = generate(make_stepper(net, None), ids, eos_id=tok.eos_id, config=decode,
+                           banned_ids=(pad, tok.bos_id, tok.unk_id))[0]
+            samples.append({"prompt": prompt, "output": tok.decode(list(hyp.ids))})
+        net.train(was_training)
+        result["samples"] = samples
+        return result
+
+    return TaskData(
+        train=train,
+        hooks=TaskHooks(
+            loss=lambda net, batch: batch_loss(net, batch, pad),
+            tokens=lambda batch: batch.n_tokens,
+            evaluate=evaluate,
+        ),
+    )
+
