@@ -99,3 +99,13 @@ def test_models_listing(cli):
     r = cli("models", "--json")
     names = {m["name"] for m in json.loads(r.out)}
     assert {"transformer", "gpt"} <= names
+
+
+def test_bundled_sample_projects(tmp_path):
+    from textgen_core.samples import ensure_sample_project
+
+    for task in ("couplet", "translation", "continuation"):
+        project = ensure_sample_project(task, root=tmp_path)
+        info = project.info()
+        assert info["task"] == task and info["examples"]["train"] > 100
+        assert ensure_sample_project(task, root=tmp_path).root == project.root   # opened, not re-made

@@ -21,6 +21,7 @@ import io
 import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 def _safe_load(path: Path, data: bytes, map_location: str | torch.device) -> Any:
     try:
-        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():   # torch warns about foreign pickles; we refuse them anyway
+            warnings.simplefilter("ignore")
+            return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for bad pickles and zip errors
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
