@@ -93,10 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Progress goes to stdout so that stderr carries nothing but problems; with --json stdout is
+    # reserved for the JSON, and only warnings are shown (on stderr).
+    as_json = getattr(args, "json", False)
     logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
+        level=logging.WARNING if args.quiet or as_json else logging.INFO,
         format="%(message)s" if not args.debug else "%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        stream=sys.stderr if as_json else sys.stdout,
     )
     if not args.debug:
         for noisy in ("textgen_core.training.checkpoint", "textgen_core.training.distributed"):

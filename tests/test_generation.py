@@ -1,0 +1,87 @@
+"""Writing with trained models through the library API: form of outputs and attention maps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import NOVEL
+
+from textgen_core.decoding.search import DecodeConfig
+from textgen_core.generation import Generator
+from textgen_core.project import Project
+from textgen_core.training.run import train_project
+
+QUICK = ["train.eval_every=10", "train.bleu_examples=4", "train.eval_batches=1"]
+
+
+@pytest.fixture(scope="module")
+def couplet_generator(tmp_path_factory):
+    from conftest import tiny_couplet_lines
+
+    root = tmp_path_factory.mktemp("gen")
+    first, second = tiny_couplet_lines(300)
+    a, b = root / "a.txt", root / "b.txt"
+    a.write_text("\n".join(first), encoding="utf-8")
+    b.write_text("\n".join(second), encoding="utf-8")
+    project = Project.create(root / "p", "couplet", [a, b], overrides=QUICK)
+    train_project(project, steps=10, device="cpu")
+    return Generator.from_project(project, device="cpu")
+
+
+def test_couplet_output_has_input_length_for_every_strategy(couplet_generator):
+    for config in (DecodeConfig(strategy="greedy"), DecodeConfig(strategy="beam", n_best=3),
+                   DecodeConfig(strategy="sample", top_k=5, seed=3)):
+        result = couplet_generator.generate("海 阔 凭 鱼 跃", config)
+        assert result.prompt == "海阔凭鱼跃"
+        assert all(len(h.text) == 5 for h in result.hypotheses)
+
+
+def test_cross_attention_of_the_chosen_output(couplet_generator):
+    result = couplet_generator.generate("晚风摇树树还挺", DecodeConfig(strategy="beam"),
+                                        with_attention=True)
+    att = result.attention
+    layers = couplet_generator.model.config.n_layer
+    heads = couplet_generator.model.config.n_head
+    assert att.kind == "cross"
+    assert att.weights.shape == (layers, heads, 7, 8)            # 7 outputs x (7 inputs + </s>)
+    np.testing.assert_allclose(att.weights.sum(-1), 1.0, atol=1e-5)
+    assert att.key_tokens == [*"晚风摇树树还挺", "</s>"]
+    assert "".join(att.query_tokens) == result.hypotheses[0].text
+
+
+def test_language_model_self_attention_and_streaming(tmp_path):
+    project = Project.create(tmp_path / "novel", "continuation", [NOVEL], overrides=QUICK)
+    train_project(project, steps=5, device="cpu")
+    gen = Generator.from_project(project, device="cpu")
+    streamed: list[int] = []
+
+    def on_token(token: int) -> bool:
+        streamed.append(token)
+        return len(streamed) < 8                  # the user presses Stop after 8 tokens
+
+    config = DecodeConfig(strategy="sample", max_tokens=30, seed=1)
+    result = gen.generate("却说", config, with_attention=True, on_token=on_token)
+    hyp = result.hypotheses[0]
+    assert list(hyp.ids) == streamed and len(streamed) == 8 and not hyp.finished
+    t = len(result.prompt_ids) + 8
+    assert result.attention.kind == "self" and result.attention.weights.shape[-2:] == (t, t)
+    upper = np.triu(result.attention.weights[0, 0], k=1)
+    assert np.all(upper == 0)                       # causal: no attention to later tokens
+
+
+def test_separate_source_and_target_vocabularies(tmp_path):
+    from conftest import TRANSLATION
+
+    data = tmp_path / "pairs.tsv"
+    data.write_text("\n".join(TRANSLATION.read_text(encoding="utf-8").splitlines()[:300]),
+                    encoding="utf-8")
+    project = Project.create(tmp_path / "p", "translation", [data],
+                             overrides=["tokenizer.shared=false", "tokenizer.vocab_size=800",
+                                        *QUICK])
+    src, tgt = project.tokenizers()
+    assert src is not tgt and project.tokenizer_path("tgt").is_file()
+    train_project(project, steps=3, device="cpu")
+    gen = Generator.from_project(project, device="cpu")
+    assert gen.src_tok.vocab_size == src.vocab_size and gen.tgt_tok.vocab_size == tgt.vocab_size
+    result = gen.generate("I like tea.", DecodeConfig(strategy="greedy", max_tokens=8))
+    assert len(result.hypotheses[0].ids) <= 8
