@@ -1,8 +1,13 @@
-"""TextGen Studio's entry point (``textgen-studio``)."""
+"""TextGen Studio's entry point (``textgen-studio``).
+
+The window is shown first; the core (and torch) load from the event loop right after, so the window
+appears quickly. ``--self-test`` drives the real window through training, writing and attention.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,19 +17,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="textgen-studio", description="TextGen Studio")
     parser.add_argument("project", nargs="?", type=Path,
                         help="project folder to open (default: the bundled sample couplet project)")
+    parser.add_argument("--self-test", action="store_true",
+                        help="train, write and show attention on the sample project, then exit")
+    parser.add_argument("--screenshots", type=Path, metavar="DIR",
+                        help="with --self-test: save a screenshot of each stage into DIR")
+    parser.add_argument("--steps", type=int, default=40, help="with --self-test: training steps")
     args = parser.parse_args(argv)
 
     from PySide6.QtWidgets import QApplication
 
+    from app.fonts import register_cjk_font
+    from app.logs import setup_logging
     from app.window import MainWindow
 
+    setup_logging()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("TextGen Studio")
+    app.setOrganizationName("TextGen Studio")
+    register_cjk_font(app)
     window = MainWindow()
     window.show()
+    if args.self_test:
+        from app.selftest import SelfTest
+
+        test = SelfTest(window, args.screenshots, args.steps)
+        test.start()
+        app.exec()
+        return test.exit_code
     window.open_project_later(args.project)
     return app.exec()
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
     sys.exit(main())

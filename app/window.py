@@ -1,43 +1,263 @@
-"""The main window (a first, minimal version: it opens a project and shows its summary)."""
+"""The main window: dockable panels around one open project.
+
+The window itself appears before torch is imported: ``build_panels`` (which imports the core and the
+panels) runs from the event loop right after the first paint.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QWidget,
+)
+
+from app.controllers import GenerationController, TrainingController
+
+log = logging.getLogger(__name__)
+MAX_RECENT = 8
 
 
 class MainWindow(QMainWindow):
     def __init__(self) -> None:
         super().__init__()
         self.setWindowTitle("TextGen Studio")
-        self.resize(960, 640)
-        self.summary = QLabel("Opening project…")
-        self.summary.setMargin(24)
-        self.setCentralWidget(self.summary)
+        self.setObjectName("MainWindow")
+        self.resize(1280, 820)
+        self.setAcceptDrops(True)
+        self.settings = QSettings("TextGen Studio", "TextGen Studio")
+        self.project: Any = None
+        self.panels: dict[str, QWidget] = {}
+        self.docks: dict[str, QDockWidget] = {}
+        self.training = TrainingController(self)
+        self.generation = GenerationController(self)
+        self.placeholder = QLabel("Loading TextGen Studio…")
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setCentralWidget(self.placeholder)
+        self.device_label = QLabel("")
+        self.statusBar().addPermanentWidget(self.device_label)
         self.statusBar().showMessage("Ready")
+        self._build_menus()
 
+    # ------------------------------------------------------------------ layout
+    def build_panels(self) -> None:
+        """Create the panels (imports the core and torch); called once, after the first paint."""
+        if self.panels:
+            return
+        from app.panels.attention import AttentionPanel
+        from app.panels.dataset import DatasetPanel
+        from app.panels.model import ModelPanel
+        from app.panels.training import TrainingPanel
+        from app.panels.write import WritePanel
+
+        specs = [
+            ("dataset", "Dataset", DatasetPanel(), Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("model", "Model", ModelPanel(), Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("training", "Training", TrainingPanel(), Qt.DockWidgetArea.RightDockWidgetArea),
+            ("write", "Write", WritePanel(), Qt.DockWidgetArea.RightDockWidgetArea),
+            ("attention", "Attention", AttentionPanel(), Qt.DockWidgetArea.RightDockWidgetArea),
+        ]
+        self.takeCentralWidget()
+        self.setDockNestingEnabled(True)
+        for key, title, panel, area in specs:
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"dock-{key}")
+            dock.setWidget(panel)
+            self.addDockWidget(area, dock)
+            self.panels[key], self.docks[key] = panel, dock
+            self.view_menu.addAction(dock.toggleViewAction())
+        self.tabifyDockWidget(self.docks["dataset"], self.docks["model"])
+        self.tabifyDockWidget(self.docks["training"], self.docks["write"])
+        self.tabifyDockWidget(self.docks["write"], self.docks["attention"])
+        self.resizeDocks([self.docks["dataset"], self.docks["training"]], [360, 920],
+                         Qt.Orientation.Horizontal)
+        self.show_panel("dataset")
+        self.show_panel("training")
+        state = self.settings.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        self._connect_panels()
+        from textgen_core.devices import resolve_device
+
+        self.device_label.setText(f"device: {resolve_device('auto')}")
+
+    def show_panel(self, key: str) -> None:
+        self.docks[key].show()
+        self.docks[key].raise_()
+
+    def _connect_panels(self) -> None:
+        from app.window_actions import connect_panels
+
+        connect_panels(self)
+
+    # ------------------------------------------------------------------ menus
+    def _build_menus(self) -> None:
+        menu = self.menuBar().addMenu("&File")
+        self._add_action(menu, "&New project from corpus…", QKeySequence.StandardKey.New,
+                         self.new_project)
+        self._add_action(menu, "&Open project…", QKeySequence.StandardKey.Open,
+                         self.choose_project)
+        self._add_action(menu, "&Save project", QKeySequence.StandardKey.Save, self.save_project)
+        self.recent_menu = menu.addMenu("Open &recent")
+        self._refresh_recent()
+        menu.addSeparator()
+        self._add_action(menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        self.view_menu = self.menuBar().addMenu("&View")
+        help_menu = self.menuBar().addMenu("&Help")
+        self._add_action(help_menu, "&About TextGen Studio", None, self._about)
+
+    def _add_action(self, menu: Any, text: str, shortcut: Any, slot: Any) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        for folder in self.recent_projects():
+            action = self.recent_menu.addAction(folder)
+            action.triggered.connect(lambda _=False, f=folder: self.open_project(Path(f)))
+        self.recent_menu.setEnabled(bool(self.recent_projects()))
+
+    def recent_projects(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        items = [value] if isinstance(value, str) else list(value or [])
+        return [f for f in items if Path(f, "project.toml").is_file()]
+
+    def _remember(self, folder: Path) -> None:
+        items = [str(folder)] + [f for f in self.recent_projects() if f != str(folder)]
+        self.settings.setValue("recent", items[:MAX_RECENT])
+        self._refresh_recent()
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "TextGen Studio",
+                          "TextGen Studio — train and write with neural text generators.")
+
+    # ------------------------------------------------------------------ projects
     def open_project_later(self, folder: Path | None) -> None:
-        """Open after the window is on screen (the core and torch load after it appears)."""
-        QTimer.singleShot(0, lambda: self.open_project(folder))
+        """Build the panels and open a project once the window is on screen."""
+        def go() -> None:
+            self.build_panels()
+            self.open_project(folder)
 
-    def open_project(self, folder: Path | None) -> None:
+        QTimer.singleShot(0, go)
+
+    def choose_project(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open project folder")
+        if folder:
+            self.open_project(Path(folder))
+
+    def new_project(self) -> None:
+        self.build_panels()
+        self.show_panel("dataset")
+        self.panels["dataset"].choose_files()
+
+    def open_project(self, folder: Path | None) -> bool:
+        """Open ``folder`` (or the bundled sample couplet project); errors become a dialog."""
         from textgen_core.errors import TextGenError
         from textgen_core.project import Project
         from textgen_core.samples import ensure_sample_project
 
+        self.build_panels()
+        if self.training.running:
+            self.error("Stop training before opening another project.")
+            return False
         try:
+            self.statusBar().showMessage("Opening project…")
             project = Project.open(folder) if folder else ensure_sample_project("couplet")
             info = project.info()
+            runs = {run: project.read_metrics(run) for run in project.run_ids()}
         except TextGenError as exc:
-            QMessageBox.critical(self, "TextGen Studio", str(exc))
-            return
+            self.error(str(exc))
+            self.statusBar().showMessage("Ready")
+            return False
+        self.project = project
         self.setWindowTitle(f"TextGen Studio — {project.config.name}")
-        ex = info["examples"]
-        self.summary.setText(
-            f"<h2>{project.config.name}</h2><p>Task: {info['task']}<br>Model: {info['model']}"
-            f"<br>Examples: {ex['train']} train, {ex['valid']} valid, {ex['test']} test"
-            f"<br>Vocabulary: {info['tokenizer']['vocab_size']}</p>"
-        )
-        self.statusBar().showMessage(str(project.root))
+        self._remember(project.root)
+        cfg = project.config
+        p = self.panels
+        p["dataset"].set_task(cfg.task)
+        sources = [f for f in cfg.sources if Path(f).is_file()]
+        if sources and len(sources) == len(cfg.sources):
+            p["dataset"].load_files(sources)      # preview and histogram of the project's corpus
+        p["dataset"].show_project_info(info)
+        p["model"].set_task(cfg.task)
+        p["model"].load_settings(cfg.model_name, dict(cfg.model), dataclasses.asdict(cfg.train))
+        p["training"].reset(cfg.train.steps)
+        p["training"].show_history(runs)
+        p["training"].set_can_resume(project.checkpoint_path("last").is_file())
+        p["training"].set_state("idle")
+        p["write"].set_task(cfg.task)
+        p["write"].set_defaults(cfg.generate)
+        p["attention"].show_attention(None)
+        self.generation.open(str(project.root))
+        self.statusBar().showMessage(f"Opened {project.root}")
+        return True
+
+    def save_project(self) -> None:
+        if self.project is None:
+            return
+        from textgen_core.errors import TextGenError
+
+        try:
+            config = self.project.config.with_overrides(self.panels["model"].overrides())
+            self.project.config = config
+            self.project.validate_model()
+            self.project.save_config()
+        except TextGenError as exc:
+            self.error(str(exc))
+            return
+        self.statusBar().showMessage(f"Saved {self.project.config_path}")
+
+    def error(self, message: str) -> None:
+        log.error("%s", message)
+        QMessageBox.critical(self, "TextGen Studio", message)
+
+    # ------------------------------------------------------------------ drag and drop
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and all(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if not paths:
+            return
+        self.build_panels()
+        if len(paths) == 1 and Path(paths[0], "project.toml").is_file():
+            self.open_project(Path(paths[0]))
+        else:
+            self.show_panel("dataset")
+            self.panels["dataset"].load_files(paths[:2])
+        event.acceptProposedAction()
+
+    # ------------------------------------------------------------------ closing
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.training.running:
+            answer = QMessageBox.question(
+                self, "TextGen Studio",
+                "Training is running. Stop it, save a checkpoint and quit?",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            self.statusBar().showMessage("Stopping training and saving a checkpoint…")
+            self.training.shutdown()
+        self.generation.shutdown()
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        event.accept()

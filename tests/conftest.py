@@ -57,3 +57,31 @@ def couplet_files(tmp_path: Path) -> list[Path]:
     a.write_text("\n".join(first) + "\n", encoding="utf-8")
     b.write_text("\n".join(second) + "\n", encoding="utf-8")
     return [a, b]
+
+
+@pytest.fixture
+def no_thread_leaks(monkeypatch):
+    """Fail a test that leaves one of the studio's worker QThreads running."""
+    import app.controllers
+
+    started = []
+    real = app.controllers.start_in_thread
+
+    def tracking(worker, entry="run"):
+        thread = real(worker, entry)
+        started.append(thread)
+        return thread
+
+    monkeypatch.setattr(app.controllers, "start_in_thread", tracking)
+    yield started
+    running = []
+    for thread in started:
+        try:
+            if thread.isRunning():
+                running.append(thread)
+        except RuntimeError:      # already deleted by Qt: it had finished
+            continue
+    for thread in running:
+        thread.quit()
+        thread.wait(5000)
+    assert not running, f"{len(running)} worker thread(s) left running"

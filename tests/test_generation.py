@@ -85,3 +85,28 @@ def test_separate_source_and_target_vocabularies(tmp_path):
     assert gen.src_tok.vocab_size == src.vocab_size and gen.tgt_tok.vocab_size == tgt.vocab_size
     result = gen.generate("I like tea.", DecodeConfig(strategy="greedy", max_tokens=8))
     assert len(result.hypotheses[0].ids) <= 8
+
+
+def test_couplet_punctuation_follows_the_first_line(couplet_generator):
+    first = "晚风摇树，树还挺"
+    for config in (DecodeConfig(strategy="greedy"), DecodeConfig(strategy="beam", n_best=2),
+                   DecodeConfig(strategy="sample", seed=5)):
+        for hyp in couplet_generator.generate(first, config).hypotheses:
+            assert len(hyp.text) == len(first)
+            assert hyp.text[4] == "，"
+            assert "，" not in hyp.text[:4] + hyp.text[5:]
+
+
+def test_couplet_punctuation_processor():
+    import torch
+
+    from textgen_core.decoding.constraints import CoupletPunctuation, punctuation_ids
+
+    assert punctuation_ids(["<pad>", "春", "，", "。", "▁", "a!"]) == [2, 3]
+    rule = CoupletPunctuation([10, 2, 11], punctuation=[2, 3])
+    scores = torch.zeros(1, 12)
+    at0 = rule(torch.tensor([[1]]), scores)                 # position 0: no punctuation allowed
+    assert at0[0, 2] == float("-inf") and at0[0, 3] == float("-inf") and at0[0, 10] == 0
+    at1 = rule(torch.tensor([[1, 10]]), scores)             # position 1: exactly the source's mark
+    assert at1[0, 2] == 0 and torch.isinf(at1[0, [0, 3, 10, 11]]).all()
+    assert torch.equal(scores, torch.zeros(1, 12))          # input untouched

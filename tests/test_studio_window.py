@@ -1,17 +1,115 @@
-"""The studio's entry point opens a real window on a project."""
+"""The real main window driving real training and generation through its worker threads."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
 from app.window import MainWindow
 from textgen_core.project import Project
+from textgen_core.training.checkpoint import load_checkpoint
+
+QUICK = ["train.eval_every=5", "train.log_every=1", "train.bleu_examples=4", "train.eval_batches=1"]
 
 
-def test_window_opens_a_project(qtbot, couplet_files, tmp_path):
-    project = Project.create(tmp_path / "demo", "couplet", couplet_files)
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.show()
+@pytest.fixture
+def window(qtbot, no_thread_leaks, monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))   # QSettings stay in the test
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.training.shutdown()
+    win.generation.shutdown()
+
+
+@pytest.fixture
+def project(couplet_files, tmp_path) -> Project:
+    return Project.create(tmp_path / "demo", "couplet", couplet_files, overrides=QUICK)
+
+
+def test_window_opens_a_project(window, project):
     assert window.windowTitle() == "TextGen Studio"
-    window.open_project(project.root)
+    assert window.open_project(project.root)
     assert window.windowTitle() == "TextGen Studio — demo"
-    assert "couplet" in window.summary.text()
+    assert window.panels["write"].mode() == "couplet"
+    assert window.panels["dataset"].corpus() is not None or window.panels["dataset"].is_busy()
+    assert str(project.root) in window.recent_projects()
+
+
+def test_a_bad_project_folder_shows_an_error_dialog(window, tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda *args: shown.append(args[2]))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "project.toml").write_text("[project\n", encoding="utf-8")
+    assert not window.open_project(tmp_path / "broken")
+    assert len(shown) == 1 and "project.toml" in shown[0] and "\n" not in shown[0]
+
+
+def test_train_then_write_then_attention(qtbot, window, project):
+    from app import window_actions
+
+    window.open_project(project.root)
+    with qtbot.waitSignal(window.training.finished, timeout=120_000) as done:
+        window_actions.start_training(window, resume=False, steps=8)
+    assert done.args[0]["status"] == "finished" and done.args[0]["step"] == 8
+    panel = window.panels["training"]
+    panel.redraw_now()
+    assert len(panel.series("train_loss")[0]) == 8
+    assert panel.state() == "finished"
+    write = window.panels["write"]
+    write.first_line.setText("晚风摇树树还挺")
+    with qtbot.waitSignal(window.generation.result, timeout=60_000) as got:
+        write.write_button.click()
+    assert len(got.args[0].hypotheses[0].text) == 7
+    assert window.panels["attention"].current_matrix() is not None
+
+
+def test_stop_ends_training_within_a_second(qtbot, window, project):
+    from app import window_actions
+
+    window.open_project(project.root)
+    with qtbot.waitSignal(window.training.events, timeout=60_000):
+        window_actions.start_training(window, resume=False, steps=100_000)
+    with qtbot.waitSignal(window.training.finished, timeout=1_000) as done:
+        window.panels["training"].stop_button.click()
+    assert done.args[0]["status"] == "stopped"
+    qtbot.waitUntil(lambda: not window.training.running, timeout=2_000)
+    assert load_checkpoint(project.checkpoint_path("last"))["step"] == done.args[0]["step"]
+
+
+def test_closing_during_training_stops_and_saves(qtbot, window, project, monkeypatch):
+    from app import window_actions
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    window.open_project(project.root)
+    with qtbot.waitSignal(window.training.events, timeout=60_000):
+        window_actions.start_training(window, resume=False, steps=100_000)
+    started = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - started < 5
+    assert not window.training.running
+    assert project.checkpoint_path("last").is_file()
+
+
+@pytest.mark.timeout(300)
+def test_self_test_command(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+           "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_STATE_HOME": str(tmp_path / "state")}
+    shots = tmp_path / "shots"
+    proc = subprocess.run(
+        [sys.executable, "-m", "app.main", "--self-test", "--screenshots", str(shots), "--steps", "10"],
+        capture_output=True, text=True, env=env, timeout=280,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1])
+    assert report["ok"] and report["steps"] == 10 and report["event_loop_p99_ms"] >= 0
+    assert sorted(p.name for p in shots.glob("*.png")) == [
+        "01-training.png", "02-writing.png", "03-attention.png"]

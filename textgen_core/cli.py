@@ -261,8 +261,16 @@ def decode_config(defaults: Any, args: argparse.Namespace) -> Any:
         changes.update(strategy="beam", beam_size=args.beam)
     elif any(k in changes for k in ("temperature", "top_k", "top_p")):
         changes["strategy"] = "sample"
-    if changes.get("strategy") == "beam" and "n_best" in changes:
-        changes["n_best"] = min(changes["n_best"], changes["beam_size"])
+    strategy = changes.get("strategy", defaults.strategy)
+    n_best = changes.get("n_best", defaults.n_best)
+    if strategy == "greedy":
+        if "n_best" in changes and n_best != 1:
+            raise TextGenError("--n-best needs --beam N or sampling; greedy decoding gives one output")
+        changes["n_best"] = 1
+    elif strategy == "beam" and n_best > changes.get("beam_size", defaults.beam_size):
+        if "n_best" in changes:
+            raise TextGenError(f"--n-best {n_best} is more than the beam size; use --beam {n_best} or more")
+        changes["n_best"] = changes.get("beam_size", defaults.beam_size)
     return dataclasses.replace(defaults, **changes)
 
 

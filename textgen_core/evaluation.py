@@ -74,8 +74,12 @@ def greedy_batch(
     max_len: int,
     device: torch.device,
     batch_size: int = 64,
+    same_length: bool = False,
 ) -> list[list[int]]:
-    """Greedy outputs (ids without specials) of a seq2seq model for many sources at once."""
+    """Greedy outputs (ids without specials) of a seq2seq model for many sources at once.
+
+    ``same_length``: every output has exactly its source's length (couplets, character tokens).
+    """
     was_training = model.training
     model.eval()
     pad, bos, eos = tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id
@@ -91,10 +95,17 @@ def greedy_batch(
             memory = model.encode(src)                              # (B, S, C)
             out = torch.full((len(chunk), 1), bos, dtype=torch.long, device=device)
             done = torch.zeros(len(chunk), dtype=torch.bool, device=device)
-            for _ in range(max_len - 1):
+            lengths = torch.tensor([len(s) - 1 for s in chunk], device=device)   # (B,)
+            steps = int(lengths.max()) + 1 if same_length else max_len - 1
+            for step in range(steps):
                 logits = model.decode(memory, src, out).logits[:, -1]   # (B, V)
                 logits[:, [pad, bos]] = float("-inf")
-                nxt = logits.argmax(-1).masked_fill(done, pad)           # (B,)
+                if same_length:
+                    logits[lengths > step, eos] = float("-inf")
+                nxt = logits.argmax(-1)
+                if same_length:
+                    nxt = torch.where(lengths == step, torch.full_like(nxt, eos), nxt)
+                nxt = nxt.masked_fill(done, pad)                         # (B,)
                 out = torch.cat([out, nxt[:, None]], dim=1)
                 done |= nxt == eos
                 if bool(done.all()):
@@ -119,10 +130,12 @@ def seq2seq_scores(
     tgt_tok: Tokenizer,
     max_len: int,
     device: torch.device,
+    same_length: bool = False,
 ) -> dict[str, Any]:
     """BLEU and chrF (sacrebleu) of greedy outputs against references, plus the outputs."""
     sources = [src_tok.encode(src) for src, _ in pairs]
-    outputs = greedy_batch(model, sources, tokenizer=tgt_tok, max_len=max_len, device=device)
+    outputs = greedy_batch(model, sources, tokenizer=tgt_tok, max_len=max_len, device=device,
+                           same_length=same_length)
     hyps = [tgt_tok.decode(ids) for ids in outputs]
     refs = [ref for _, ref in pairs]
     return {
@@ -160,6 +173,6 @@ def evaluate_project(
     )
     loss = mean_loss(model, batches.iter_batches(), pad, dev)
     scores = seq2seq_scores(model, pairs, src_tok=gen.src_tok, tgt_tok=gen.tgt_tok,
-                            max_len=max_len, device=dev)
+                            max_len=max_len, device=dev, same_length=gen.forces_length)
     return {"examples": len(pairs), "bleu": scores["bleu"], "chrf": scores["chrf"], "loss": loss,
             "ppl": metrics.perplexity(loss)}

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from textgen_core import models
+from textgen_core.decoding.constraints import CoupletPunctuation, punctuation_ids
 from textgen_core.decoding.search import DecodeConfig, Hypothesis, generate
 from textgen_core.decoding.steppers import make_stepper
 from textgen_core.devices import resolve_device
@@ -74,6 +75,7 @@ class Generator:
                  device: torch.device, step: int = 0) -> None:
         self.model, self.task = model.eval(), task
         self.src_tok, self.tgt_tok, self.device, self.step = src_tok, tgt_tok, device, step
+        self._punct: list[int] | None = None
 
     @classmethod
     def from_checkpoint(cls, path: Path, device: str = "auto") -> Generator:
@@ -144,10 +146,15 @@ class Generator:
                 )
             src = torch.tensor([prompt_ids + [self.src_tok.eos_id]], device=self.device)  # (1, S)
             stepper, prefix = make_stepper(self.model, src), [tok.bos_id]
-            forced = len(prompt_ids) if self._forces_length() else None
+            forced = len(prompt_ids) if self.forces_length else None
             config = _fit_max_tokens(config, block - 1)
+        constraints = []
+        target_view = self.tgt_tok.encode(prompt) if forced is not None else []
+        if forced is not None and len(target_view) == forced:
+            # a couplet: punctuation exactly where the first line has it, and nowhere else
+            constraints.append(CoupletPunctuation(target_view, self._punctuation()))
         hyps = generate(stepper, prefix, eos_id=tok.eos_id, config=config, banned_ids=banned,
-                        on_token=on_token, forced_length=forced)
+                        on_token=on_token, forced_length=forced, constraints=constraints)
         candidates = [self._candidate(h) for h in hyps]
         attention = None
         if with_attention and hyps:
@@ -171,7 +178,14 @@ class Generator:
         return Attention("cross", _numpy(out.cross_attn), self.tgt_tok.pieces(output_ids),
                          self.src_tok.pieces(src_ids))
 
-    def _forces_length(self) -> bool:
+    def _punctuation(self) -> list[int]:
+        if self._punct is None:
+            self._punct = punctuation_ids(self.tgt_tok.pieces(range(self.tgt_tok.vocab_size)))
+        return self._punct
+
+    @property
+    def forces_length(self) -> bool:
+        """Couplets with character tokens: the answer has exactly the first line's length."""
         return self.task == "couplet" and self.tgt_tok.kind == "char"
 
     def _candidate(self, hyp: Hypothesis) -> Candidate:

@@ -40,8 +40,8 @@ DEFAULT_TOKENIZER = {"couplet": "char", "translation": "bpe", "continuation": "c
 DEFAULT_VOCAB = {"char": 8000, "bpe": 8000, "unigram": 8000}
 # Decoding people expect per task: beams for couplets and translation, sampling for stories.
 DEFAULT_DECODING = {
-    "couplet": DecodeConfig(strategy="beam", beam_size=4, max_tokens=32),
-    "translation": DecodeConfig(strategy="beam", beam_size=4, max_tokens=64),
+    "couplet": DecodeConfig(strategy="beam", beam_size=4, n_best=3, max_tokens=32),
+    "translation": DecodeConfig(strategy="beam", beam_size=4, n_best=3, max_tokens=64),
     "continuation": DecodeConfig(strategy="sample", temperature=0.8, top_k=40, top_p=0.95,
                                  repetition_penalty=1.1, max_tokens=200),
 }

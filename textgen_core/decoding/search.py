@@ -162,6 +162,7 @@ def generate(
     banned_ids: Sequence[int] = (),
     on_token: Callable[[int], bool] | None = None,
     forced_length: int | None = None,
+    constraints: Sequence[LogitsProcessor] = (),
 ) -> list[Hypothesis]:
     """Decode from ``stepper`` after ``prefix``; returns up to ``config.n_best`` hypotheses, best
     first.
@@ -169,7 +170,8 @@ def generate(
     ``on_token(token_id)`` (greedy, or sample with n_best=1) is called with each token as it is
     produced; returning ``False`` (not merely a falsy value) stops generation, and the result
     keeps the tokens produced so far with ``finished=False``. ``forced_length`` makes every
-    hypothesis exactly that many tokens long (couplets). The stepper must be fresh (one source
+    hypothesis exactly that many tokens long (couplets). ``constraints`` are processors applied
+    before the configured ones (e.g. couplet punctuation rules). The stepper must be fresh (one source
     row, as built) and is left in an unspecified row state afterwards.
     """
     prefix = [int(t) for t in prefix]
@@ -183,7 +185,7 @@ def generate(
         limits = _Limits(steps=config.max_tokens, min_tokens=config.min_tokens, forced=False)
     if on_token is not None and (config.strategy == "beam" or config.n_best != 1):
         raise ConfigError("on_token streaming needs strategy greedy or sample with n_best = 1")
-    processors = build_processors(config, banned_ids)
+    processors = [*constraints, *build_processors(config, banned_ids)]
     seqs = torch.tensor([prefix], dtype=torch.long)  # (1, P); moved to the model's device later
     with torch.inference_mode():
         if config.strategy == "beam":

@@ -52,6 +52,7 @@ def _seq2seq_task(
 ) -> TaskData:
     max_len = min(project.config.data.max_len, model.config.block_size)
     pad = tgt_tok.pad_id
+    same_length = project.config.task == "couplet" and tgt_tok.kind == "char"
 
     def batcher(split: str, shuffle: bool, rank: int = 0, world: int = 1) -> BucketBatcher:
         pairs = [(p.source, p.target) for p in project.load_pairs(split)]
@@ -77,7 +78,7 @@ def _seq2seq_task(
         shown = valid_pairs[: max(cfg.bleu_examples, cfg.num_samples)]
         outputs = greedy_batch(
             net, [src_tok.encode(s) for s, _ in shown], tokenizer=tgt_tok, max_len=max_len,
-            device=device,
+            device=device, same_length=same_length,
         )
         hyps = [tgt_tok.decode(ids) for ids in outputs]
         if cfg.bleu_examples:

@@ -1,0 +1,143 @@
+"""What the window does when a panel asks for something: create, train, write, show attention."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+if TYPE_CHECKING:
+    from app.window import MainWindow
+
+log = logging.getLogger(__name__)
+
+
+def connect_panels(win: MainWindow) -> None:
+    p = win.panels
+    train = p["training"]
+    train.start_requested.connect(lambda: start_training(win, resume=False))
+    train.resume_requested.connect(lambda: start_training(win, resume=True))
+    train.pause_requested.connect(lambda: pause_training(win))
+    train.stop_requested.connect(lambda: stop_training(win))
+    win.training.events.connect(lambda events: on_training_events(win, events))
+    win.training.finished.connect(lambda outcome: on_training_finished(win, outcome))
+    win.training.failed.connect(lambda message: on_training_failed(win, message))
+
+    write = p["write"]
+    write.generate_requested.connect(lambda text, config, mode: request_generation(win, text, config,
+                                                                                   mode))
+    write.stop_requested.connect(win.generation.request_stop)
+    win.generation.piece.connect(write.append_stream)
+    win.generation.result.connect(lambda result: on_generation_result(win, result))
+    win.generation.failed.connect(lambda message: on_generation_failed(win, message))
+    win.generation.done.connect(lambda: write.set_busy(False))
+
+    p["dataset"].create_requested.connect(
+        lambda task, paths, swap: create_project(win, task, paths, swap))
+
+
+# ---------------------------------------------------------------------- training
+def start_training(win: MainWindow, *, resume: bool, steps: int | None = None) -> None:
+    if win.project is None or win.training.running:
+        return
+    restart = False
+    if not resume and win.project.checkpoint_path("last").is_file():
+        answer = QMessageBox.question(
+            win, "TextGen Studio",
+            "This project already has a trained model. Start over and replace its checkpoints?",
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        restart = True
+    model = win.panels["model"]
+    overrides = model.overrides()
+    if not resume:
+        target = steps or _target_steps(win, overrides)
+        win.panels["training"].reset(target)
+    win.panels["training"].set_state("running")
+    win.training.start(str(win.project.root), steps=steps, device=model.device(), resume=resume,
+                       restart=restart, overrides=overrides)
+
+
+def _target_steps(win: MainWindow, overrides: list[str]) -> int:
+    for item in overrides:
+        if item.startswith("train.steps="):
+            return int(item.split("=", 1)[1])
+    return win.project.config.train.steps
+
+
+def pause_training(win: MainWindow) -> None:
+    win.training.request_stop()
+    win.panels["training"].set_state("paused")
+    win.statusBar().showMessage("Pausing after this step…")
+
+
+def stop_training(win: MainWindow) -> None:
+    win.training.request_stop()
+    win._stop_requested = True
+    win.statusBar().showMessage("Stopping after this step…")
+
+
+def on_training_events(win: MainWindow, events: list[dict[str, Any]]) -> None:
+    panel = win.panels["training"]
+    panel.add_events(events)
+    for event in events:
+        if event["event"] == "config":
+            win.device_label.setText(f"device: {event['device']}")
+    win.statusBar().showMessage(panel.status_text())
+
+
+def on_training_finished(win: MainWindow, outcome: dict[str, Any]) -> None:
+    panel = win.panels["training"]
+    paused = outcome["status"] == "stopped" and not getattr(win, "_stop_requested", False)
+    win._stop_requested = False
+    panel.set_can_resume(True)
+    panel.set_state("paused" if paused else "finished")
+    panel.redraw_now()
+    win.statusBar().showMessage(f"Training {outcome['status']} at step {outcome['step']}")
+
+
+def on_training_failed(win: MainWindow, message: str) -> None:
+    win._stop_requested = False
+    win.panels["training"].set_state("idle")
+    win.error(message)
+
+
+# ---------------------------------------------------------------------- writing
+def request_generation(win: MainWindow, text: str, config: Any, mode: str) -> None:
+    if win.project is None:
+        return
+    win.panels["write"].set_busy(True)
+    win.generation.generate(text, config, stream=mode == "continuation")
+
+
+def on_generation_result(win: MainWindow, result: Any) -> None:
+    win.panels["write"].show_result(result)
+    win.panels["attention"].show_attention(result.attention)
+
+
+def on_generation_failed(win: MainWindow, message: str) -> None:
+    win.panels["write"].show_error(message)
+
+
+# ---------------------------------------------------------------------- projects
+def create_project(win: MainWindow, task: str, paths: list[str], swap: bool) -> None:
+    from textgen_core.errors import TextGenError
+    from textgen_core.project import Project
+
+    folder = QFileDialog.getSaveFileName(win, "New project folder",
+                                         str(Path.home() / f"{task}-project"))[0]
+    if not folder:
+        return
+    model = win.panels["model"]
+    overrides = model.overrides() + (["data.swap=true"] if swap else [])
+    name, _, _ = model.settings()
+    try:
+        win.statusBar().showMessage("Creating project (training the tokenizer)…")
+        project = Project.create(folder, task, paths, model=name, overrides=overrides)
+    except TextGenError as exc:
+        win.error(str(exc))
+        return
+    win.open_project(project.root)

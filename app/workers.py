@@ -1,0 +1,172 @@
+"""Background work for the studio: training and generation in worker QObjects on QThreads.
+
+The GUI thread never runs a training step or a decoding step. Workers call the core's plain
+functions (``train_project``, ``Generator.generate``) and report through signals that carry plain
+Python data — dicts, strings and dataclasses of numbers, never tensors. Training events are coalesced
+to at most about ten signals a second; stops are requested through a thread-safe flag that the core
+checks before every step.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+log = logging.getLogger(__name__)
+
+EMIT_INTERVAL_S = 0.1                       # at most ~10 progress signals per second
+URGENT = {"eval", "sample", "checkpoint", "finished", "stopped", "failed", "start", "config"}
+
+
+class TrainingWorker(QObject):
+    """Trains one project; see the module docstring."""
+
+    events = Signal(list)            # list[dict]: a coalesced batch of training events
+    finished = Signal(dict)          # {"status", "step", "best_val_loss", "run_id"}
+    failed = Signal(str)             # a one-line message (the traceback goes to the log file)
+
+    def __init__(self, project_dir: str, *, steps: int | None = None, device: str = "auto",
+                 resume: bool = False, restart: bool = False,
+                 overrides: list[str] | None = None) -> None:
+        super().__init__()
+        self.project_dir, self.steps, self.device = project_dir, steps, device
+        self.resume, self.restart, self.overrides = resume, restart, list(overrides or [])
+        self._stop = threading.Event()
+        self._pending: list[dict[str, Any]] = []
+        self._last_emit = 0.0
+        self.emitted = 0                  # number of `events` signals sent (for tests)
+
+    def request_stop(self) -> None:
+        """Thread-safe: the run ends after the current step and saves a checkpoint."""
+        self._stop.set()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            from textgen_core.errors import TextGenError
+            from textgen_core.project import Project
+            from textgen_core.training.run import train_project
+
+            _leave_a_core_for_the_gui()
+            project = Project.open(self.project_dir)
+            if self.overrides:
+                project.config = project.config.with_overrides(self.overrides)
+                project.validate_model()
+                project.save_config()
+            outcome = train_project(
+                project, steps=self.steps, device=self.device, resume=self.resume,
+                restart=self.restart, on_event=self._on_event, should_stop=self._stop.is_set,
+            )
+            self._flush()
+            self.finished.emit({"status": outcome.status, "step": outcome.step,
+                                "best_val_loss": outcome.best_val_loss, "run_id": outcome.run_id})
+        except TextGenError as exc:
+            self._flush()
+            self.failed.emit(str(exc))
+        except Exception as exc:  # a crash in the worker becomes a message, not a dead app
+            self._flush()
+            log.error("training crashed:\n%s", traceback.format_exc())
+            self.failed.emit(f"training crashed: {type(exc).__name__}: {exc}")
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        self._pending.append(event)
+        now = time.monotonic()
+        if event["event"] in URGENT or now - self._last_emit >= EMIT_INTERVAL_S:
+            self._flush(now)
+
+    def _flush(self, now: float | None = None) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self.events.emit(batch)
+            self.emitted += 1
+        self._last_emit = now if now is not None else time.monotonic()
+
+
+class GenerationWorker(QObject):
+    """Loads the project's model once and writes with it on request."""
+
+    result = Signal(object)          # textgen_core.generation.GenerationResult (numpy, no tensors)
+    piece = Signal(str)              # streamed text of continuation, as it comes
+    failed = Signal(str)
+    done = Signal()
+
+    def __init__(self, project_dir: str, device: str = "auto") -> None:
+        super().__init__()
+        self.project_dir, self.device = project_dir, device
+        self._generator: Any = None
+        self._loaded_from: tuple[str, float] | None = None
+        self._stop = threading.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @Slot(str, object, bool)
+    def generate(self, text: str, config: Any, stream: bool) -> None:
+        self._stop.clear()
+        try:
+            from textgen_core.errors import TextGenError
+
+            gen = self._load()
+            emitted = {"text": ""}
+            ids: list[int] = []
+
+            def on_token(token: int) -> bool:
+                ids.append(token)
+                decoded = gen.tgt_tok.decode(ids)
+                if decoded.startswith(emitted["text"]):
+                    self.piece.emit(decoded[len(emitted["text"]):])
+                    emitted["text"] = decoded
+                return not self._stop.is_set()
+
+            result = gen.generate(text, config, with_attention=True,
+                                  on_token=on_token if stream else None)
+            self.result.emit(result)
+        except TextGenError as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:
+            log.error("generation crashed:\n%s", traceback.format_exc())
+            self.failed.emit(f"generation crashed: {type(exc).__name__}: {exc}")
+        finally:
+            self.done.emit()
+
+    def _load(self) -> Any:
+        """The best checkpoint, reloaded when training has written a newer one."""
+        from textgen_core.generation import Generator
+        from textgen_core.project import Project
+
+        project = Project.open(self.project_dir)
+        path = project.checkpoint_path("best")
+        if not path.is_file():
+            path = project.checkpoint_path("last")
+        stamp = (str(path), path.stat().st_mtime if path.is_file() else 0.0)
+        if self._generator is None or stamp != self._loaded_from:
+            self._generator = Generator.from_project(project, device=self.device)
+            self._loaded_from = stamp
+        return self._generator
+
+
+def _leave_a_core_for_the_gui() -> None:
+    """Torch's CPU threads spin on every core; keep one free so the window stays responsive."""
+    import os
+
+    import torch
+
+    cores = os.cpu_count() or 1
+    if torch.get_num_threads() >= cores > 1:
+        torch.set_num_threads(cores - 1)
+
+
+def start_in_thread(worker: QObject, entry: str | None = "run") -> QThread:
+    """Move ``worker`` to a new QThread, start it, and clean both up when it ends."""
+    thread = QThread()
+    worker.moveToThread(thread)
+    if entry is not None:
+        thread.started.connect(getattr(worker, entry))
+    thread.finished.connect(worker.deleteLater)
+    thread.start()
+    return thread
