@@ -79,13 +79,15 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["dataset"], self.docks["model"])
         self.tabifyDockWidget(self.docks["training"], self.docks["write"])
         self.tabifyDockWidget(self.docks["write"], self.docks["attention"])
-        self.resizeDocks([self.docks["dataset"], self.docks["training"]], [360, 920],
-                         Qt.Orientation.Horizontal)
         self.show_panel("dataset")
         self.show_panel("training")
         state = self.settings.value("window/state")
         if state is not None:
             self.restoreState(state)
+        else:   # first start: the writing and training side gets most of the room
+            QTimer.singleShot(0, lambda: self.resizeDocks(
+                [self.docks["dataset"], self.docks["training"]], [380, 900],
+                Qt.Orientation.Horizontal))
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)

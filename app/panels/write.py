@@ -64,13 +64,13 @@ class CoupletGrid(QWidget):
                 cell.deleteLater()
         self._cells = [[], []]
         font = QFont(self.font())
-        font.setPointSize(max(font.pointSize(), 9) * 2 + 6)
+        font.setPointSize(max(font.pointSize(), 9) + 9)
         for row, line in enumerate(("".join(first.split()), "".join(second.split()))):
             for col, char in enumerate(line):
                 cell = QLabel(char)
                 cell.setFont(font)
                 cell.setAlignment(Qt.AlignmentFlag.AlignCenter)
-                cell.setMargin(6)
+                cell.setMargin(4)
                 cell.setStyleSheet("background: #b3261e; color: #ffe08a; border-radius: 4px;")
                 self._grid.addWidget(cell, row, col + 1)
                 self._cells[row].append(cell)
