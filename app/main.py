@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    launched = time.perf_counter()
     parser = argparse.ArgumentParser(prog="textgen-studio", description="TextGen Studio")
     parser.add_argument("project", nargs="?", type=Path,
                         help="project folder to open (default: the bundled sample couplet project)")
@@ -37,10 +39,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     register_cjk_font(app)
     window = MainWindow()
     window.show()
+    app.processEvents()
+    visible_s = time.perf_counter() - launched          # the window is on screen; torch not loaded
+    logging.getLogger(__name__).info("window visible after %.2f s", visible_s)
     if args.self_test:
         from app.selftest import SelfTest
 
-        test = SelfTest(window, args.screenshots, args.steps)
+        test = SelfTest(window, args.screenshots, args.steps, visible_s)
         test.start()
         app.exec()
         return test.exit_code

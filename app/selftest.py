@@ -27,11 +27,13 @@ PROMPT = "春风得意花千树"
 
 
 class SelfTest(QObject):
-    def __init__(self, window: MainWindow, screenshots: Path | None, steps: int) -> None:
+    def __init__(self, window: MainWindow, screenshots: Path | None, steps: int,
+                 visible_s: float) -> None:
         super().__init__(window)
         self.win, self.steps = window, steps
         self.shots_dir = screenshots
-        self.report: dict[str, Any] = {"steps": 0, "screenshots": []}
+        self.report: dict[str, Any] = {"steps": 0, "screenshots": [],
+                                       "window_visible_s": round(visible_s, 2)}
         self.exit_code = 1
         self.probe = LatencyProbe(self)
         self.tmp = tempfile.TemporaryDirectory(prefix="textgen-selftest-")
@@ -45,7 +47,6 @@ class SelfTest(QObject):
     def _open(self) -> None:
         from textgen_core.samples import ensure_sample_project
 
-        self.report["window_visible_s"] = round(time.perf_counter() - self.started, 2)
         self.win.build_panels()
         try:
             project = ensure_sample_project("couplet", root=Path(self.tmp.name))
