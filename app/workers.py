@@ -52,7 +52,6 @@ class TrainingWorker(QObject):
             from textgen_core.project import Project
             from textgen_core.training.run import train_project
 
-            _leave_a_core_for_the_gui()
             project = Project.open(self.project_dir)
             if self.overrides:
                 project.config = project.config.with_overrides(self.overrides)
@@ -148,17 +147,6 @@ class GenerationWorker(QObject):
             self._generator = Generator.from_project(project, device=self.device)
             self._loaded_from = stamp
         return self._generator
-
-
-def _leave_a_core_for_the_gui() -> None:
-    """Torch's CPU threads spin on every core; keep one free so the window stays responsive."""
-    import os
-
-    import torch
-
-    cores = os.cpu_count() or 1
-    if torch.get_num_threads() >= cores > 1:
-        torch.set_num_threads(cores - 1)
 
 
 def start_in_thread(worker: QObject, entry: str | None = "run") -> QThread:

@@ -1,0 +1,78 @@
+"""Training speed inside the studio against the same training from the CLI.
+
+Each round trains two identical fresh copies of the sample couplet project: one with ``textgen train``
+and one through the studio's TrainingController (worker QObject on a QThread, offscreen Qt, the
+event loop running as in the app). Both read tokens/s from their own ``metrics.jsonl``; the rounds are
+interleaved so machine noise hits both. Prints the median ratio studio/CLI (target >= 0.95).
+
+    python bench/studio_throughput.py [--steps 150] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_RUN = """
+import sys
+from PySide6.QtWidgets import QApplication
+from app.controllers import TrainingController
+app = QApplication([])
+ctl = TrainingController()
+ctl.finished.connect(lambda outcome: app.quit())
+ctl.failed.connect(lambda message: (print(message, file=sys.stderr), app.exit(1)))
+ctl.start(sys.argv[1], steps=int(sys.argv[2]), device="cpu")
+code = app.exec()
+ctl.shutdown()
+sys.exit(code)
+"""
+
+
+def make_project(folder: Path) -> Path:
+    from textgen_core.project import Project
+    from textgen_core.samples import sample_files
+
+    overrides = ["train.eval_every=100000", "train.log_every=10"]   # measure training, not eval
+    return Project.create(folder, "couplet", sample_files("couplet"), overrides=overrides,
+                          progress=lambda m: None).root
+
+
+def tokens_per_s(project: Path) -> float:
+    run = next((project / "runs").iterdir())
+    events = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    rates = [e["tokens_per_s"] for e in events if e["event"] == "step"][1:]   # skip warm-up
+    return statistics.median(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
+    ratios = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            cli_dir = make_project(Path(tmp) / f"cli{r}")
+            app_dir = make_project(Path(tmp) / f"app{r}")
+            subprocess.run([sys.executable, "-m", "textgen_core.cli", "-q", "train", str(cli_dir),
+                            "--steps", str(args.steps), "--device", "cpu"], check=True, env=env)
+            subprocess.run([sys.executable, "-c", APP_RUN, str(app_dir), str(args.steps)],
+                           check=True, env=env)
+            cli, studio = tokens_per_s(cli_dir), tokens_per_s(app_dir)
+            ratios.append(studio / cli)
+            print(f"round {r + 1}: CLI {cli:9.0f} tok/s   studio {studio:9.0f} tok/s   "
+                  f"ratio {studio / cli:.3f}", flush=True)
+    print(f"median ratio studio/CLI: {statistics.median(ratios):.3f} (target >= 0.95)")
+
+
+if __name__ == "__main__":
+    main()
