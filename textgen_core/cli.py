@@ -228,11 +228,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not inputs and not project.is_lm:
         raise TextGenError("nothing to generate from: give TEXT arguments or --input FILE")
     config = decode_config(project.config.generate, args)
-    path = Path(args.checkpoint)
-    generator = (
-        Generator.from_checkpoint(path, args.device) if path.suffix == ".pt"
-        else Generator.from_project(project, args.checkpoint, args.device)
-    )
+    generator = Generator.open(project, args.checkpoint, args.device)
     for text in inputs or [""]:
         result = generator.generate(text, config)
         if args.json:

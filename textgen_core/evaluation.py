@@ -8,7 +8,6 @@ generation with sampling and beams lives in :mod:`textgen_core.decoding`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,6 +19,11 @@ from textgen_core.corpus import load_corpus
 from textgen_core.data import BucketBatcher, LMBatch, LMWindows, Seq2SeqBatch, encode_pairs
 from textgen_core.project import Project
 from textgen_core.tokenizer import Tokenizer
+
+
+def same_length_output(task: str, tokenizer: Tokenizer) -> bool:
+    """Couplets with character tokens: the answer has exactly the first line's length."""
+    return task == "couplet" and tokenizer.kind == "char"
 
 
 def batch_loss(
@@ -151,10 +155,7 @@ def evaluate_project(
     """``textgen evaluate``: loss and perplexity, and for seq2seq tasks BLEU and chrF."""
     from textgen_core.generation import Generator
 
-    gen = (
-        Generator.from_checkpoint(Path(checkpoint), device) if checkpoint.endswith(".pt")
-        else Generator.from_project(project, checkpoint, device)
-    )
+    gen = Generator.open(project, checkpoint, device)
     corpus = load_corpus(project.config.task, files, swap=project.config.data.swap)
     model, dev = gen.model, gen.device
     pad = gen.tgt_tok.pad_id

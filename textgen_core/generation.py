@@ -25,6 +25,7 @@ from textgen_core.decoding.search import DecodeConfig, Hypothesis, generate
 from textgen_core.decoding.steppers import make_stepper
 from textgen_core.devices import resolve_device
 from textgen_core.errors import CheckpointError, TextGenError
+from textgen_core.evaluation import same_length_output
 from textgen_core.project import Project
 from textgen_core.tokenizer import Tokenizer
 from textgen_core.training.checkpoint import load_checkpoint
@@ -85,20 +86,20 @@ class Generator:
             src = Tokenizer.from_bytes(ckpt["tokenizers"]["src"])
             tgt_bytes = ckpt["tokenizers"].get("tgt")
             tgt = Tokenizer.from_bytes(tgt_bytes) if tgt_bytes else src
-            settings = dict(ckpt["model_config"])
-            vocab = {
-                "src_vocab_size": int(settings.pop("src_vocab_size", src.vocab_size)),
-                "tgt_vocab_size": int(settings.pop("tgt_vocab_size",
-                                                   settings.pop("vocab_size", tgt.vocab_size))),
-                "pad_id": int(settings.pop("pad_id", 0)),
-            }
-            config = models.build_config(ckpt["model_name"], settings, **vocab)
+            config = models.config_from_dict(ckpt["model_name"], ckpt["model_config"])
             model = models.build_model(ckpt["model_name"], config)
             model.load_state_dict(ckpt["model"])
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
             raise CheckpointError(f"{path}: checkpoint does not describe a usable model: {reason}") from None
         return cls(model.to(dev), str(ckpt["task"]), src, tgt, dev, int(ckpt["step"]))
+
+    @classmethod
+    def open(cls, project: Project, checkpoint: str = "best", device: str = "auto") -> Generator:
+        """``checkpoint`` is "best", "last" or the path of a ``.pt`` file."""
+        if checkpoint.endswith(".pt"):
+            return cls.from_checkpoint(Path(checkpoint), device)
+        return cls.from_project(project, checkpoint, device)
 
     @classmethod
     def from_project(cls, project: Project, which: str = "best", device: str = "auto") -> Generator:
@@ -186,7 +187,7 @@ class Generator:
     @property
     def forces_length(self) -> bool:
         """Couplets with character tokens: the answer has exactly the first line's length."""
-        return self.task == "couplet" and self.tgt_tok.kind == "char"
+        return same_length_output(self.task, self.tgt_tok)
 
     def _candidate(self, hyp: Hypothesis) -> Candidate:
         ids = list(hyp.ids)

@@ -144,21 +144,12 @@ def _model_config(
         if name != project.config.model_name:
             log.warning("resuming a %s model although project.toml now names %s",
                         name, project.config.model_name)
-        return name, models.build_config(name, settings, **_vocab(settings, src_vocab, tgt_vocab))
+        return name, models.config_from_dict(name, settings)   # its vocab sizes fit its weights
     name = project.config.model_name
     settings = dict(project.config.model)
     return name, models.build_config(
         name, settings, src_vocab_size=src_vocab, tgt_vocab_size=tgt_vocab, pad_id=0
     )
-
-
-def _vocab(settings: Mapping[str, Any], src_vocab: int, tgt_vocab: int) -> dict[str, int]:
-    """Vocab sizes stored in the checkpoint's config win (they must match its weights)."""
-    return {
-        "src_vocab_size": int(settings.pop("src_vocab_size", src_vocab)),
-        "tgt_vocab_size": int(settings.pop("tgt_vocab_size", settings.pop("vocab_size", tgt_vocab))),
-        "pad_id": int(settings.pop("pad_id", 0)),
-    }
 
 
 def _restore(

@@ -21,7 +21,7 @@ from textgen_core.data import BucketBatcher, LMWindows, encode_pairs
 from textgen_core.decoding.search import DecodeConfig, generate
 from textgen_core.decoding.steppers import make_stepper
 from textgen_core.errors import TextGenError
-from textgen_core.evaluation import batch_loss, greedy_batch, mean_loss
+from textgen_core.evaluation import batch_loss, greedy_batch, mean_loss, same_length_output
 from textgen_core.project import Project
 from textgen_core.tokenizer import Tokenizer
 from textgen_core.training.distributed import DistInfo
@@ -52,7 +52,7 @@ def _seq2seq_task(
 ) -> TaskData:
     max_len = min(project.config.data.max_len, model.config.block_size)
     pad = tgt_tok.pad_id
-    same_length = project.config.task == "couplet" and tgt_tok.kind == "char"
+    same_length = same_length_output(project.config.task, tgt_tok)
 
     def batcher(split: str, shuffle: bool, rank: int = 0, world: int = 1) -> BucketBatcher:
         pairs = [(p.source, p.target) for p in project.load_pairs(split)]
