@@ -36,6 +36,9 @@ class LatencyProbe(QObject):
         self.delays_ms.append(max(0.0, (now - self._last) * 1000.0 - INTERVAL_MS))
         self._last = now
 
+    def max_ms(self) -> float:
+        return max(self.delays_ms, default=0.0)
+
     def p99_ms(self) -> float:
         if not self.delays_ms:
             return 0.0

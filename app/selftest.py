@@ -66,6 +66,7 @@ class SelfTest(QObject):
         self.probe.stop()
         self.report["steps"] = outcome["step"]
         self.report["event_loop_p99_ms"] = round(self.probe.p99_ms(), 1)
+        self.report["event_loop_max_ms"] = round(self.probe.max_ms(), 1)
         self.report["event_loop_samples"] = len(self.probe.delays_ms)
         self.report["best_val_loss"] = round(outcome["best_val_loss"], 4)
         self.win.panels["training"].redraw_now()

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app import heap
 from app.controllers import GenerationController, TrainingController
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class MainWindow(QMainWindow):
             self.panels[key], self.docks[key] = panel, dock
             self.view_menu.addAction(dock.toggleViewAction())
         self.tabifyDockWidget(self.docks["dataset"], self.docks["model"])
+        heap.freeze_long_lived()           # torch and the panels are loaded: see app/heap.py
         self.tabifyDockWidget(self.docks["training"], self.docks["write"])
         self.tabifyDockWidget(self.docks["write"], self.docks["attention"])
         self.show_panel("dataset")

@@ -17,6 +17,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from app import heap
+
 log = logging.getLogger(__name__)
 
 EMIT_INTERVAL_S = 0.1                       # at most ~10 progress signals per second
@@ -73,6 +75,8 @@ class TrainingWorker(QObject):
             self.failed.emit(f"training crashed: {type(exc).__name__}: {exc}")
 
     def _on_event(self, event: dict[str, Any]) -> None:
+        if event["event"] == "config":    # model, batches and optimizer are built
+            heap.freeze_long_lived()
         self._pending.append(event)
         now = time.monotonic()
         if event["event"] in URGENT or now - self._last_emit >= EMIT_INTERVAL_S:
@@ -145,6 +149,7 @@ class GenerationWorker(QObject):
         stamp = (str(path), path.stat().st_mtime if path.is_file() else 0.0)
         if self._generator is None or stamp != self._loaded_from:
             self._generator = Generator.from_project(project, device=self.device)
+            heap.freeze_long_lived()
             self._loaded_from = stamp
         return self._generator
 

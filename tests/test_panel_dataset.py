@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
 from app.panels.dataset import PREVIEW_ROWS, DatasetPanel
@@ -123,7 +123,7 @@ def _drop(panel: DatasetPanel, paths: list[Path]) -> tuple[bool, bool]:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     actions, buttons = Qt.DropAction.CopyAction, Qt.MouseButton.LeftButton
-    enter = QDragEnterEvent(QPointF(10, 10), actions, mime, buttons, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(QPoint(10, 10), actions, mime, buttons, Qt.KeyboardModifier.NoModifier)
     panel.dragEnterEvent(enter)
     drop = QDropEvent(QPointF(10, 10), actions, mime, buttons, Qt.KeyboardModifier.NoModifier)
     panel.dropEvent(drop)
@@ -141,7 +141,7 @@ def test_drop_files_loads_them(panel):
 def test_drop_of_non_files_is_refused(panel):
     mime = QMimeData()
     mime.setText("just text")
-    enter = QDragEnterEvent(QPointF(1, 1), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+    enter = QDragEnterEvent(QPoint(1, 1), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                             Qt.KeyboardModifier.NoModifier)
     panel.dragEnterEvent(enter)
     assert not enter.isAccepted()

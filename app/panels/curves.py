@@ -136,6 +136,8 @@ def make_plot(title: str, y_label: str, palette: QPalette, x_label: str = "step"
         axis.setTextPen(pg.mkPen(foreground))
         axis.setLabel(label, color=foreground.name())
     item.showGrid(x=True, y=True, alpha=0.2)
+    for side in ("left", "bottom"):    # major and minor grid lines only: the translucent third
+        item.getAxis(side).setStyle(maxTickLevel=1)   # level tripled the paint time (~30 ms)
     item.setClipToView(True)
     item.setMenuEnabled(False)
     return plot

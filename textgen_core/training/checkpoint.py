@@ -20,6 +20,7 @@ import hashlib
 import io
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Mapping
@@ -73,6 +74,23 @@ def save_checkpoint(path: Path, content: Mapping[str, Any]) -> Path:
     atomic_write_bytes(path, outer.getvalue())
     log.info("saved checkpoint %s (step %s)", path, content["step"])
     return path
+
+
+def copy_checkpoint(src: Path, dst: Path) -> Path:
+    """Atomically make ``dst`` a byte copy of the checkpoint ``src`` (no re-serialisation)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    log.info("copied checkpoint %s to %s", src, dst)
+    return dst
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -27,7 +27,7 @@ from textgen_core.devices import resolve_device
 from textgen_core.errors import CheckpointError, TextGenError, TrainingError
 from textgen_core.project import Project
 from textgen_core.training import distributed
-from textgen_core.training.checkpoint import load_checkpoint, save_checkpoint
+from textgen_core.training.checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint
 from textgen_core.training.tasks import TaskData, build_task
 from textgen_core.training.trainer import (
     Event,
@@ -93,12 +93,19 @@ def train_project(
         if on_event is not None:
             on_event(event)
 
+    saved: dict[int, Path] = {}              # step -> file already written at that step
+
+    def save(which: str, st: TrainState) -> Path:
+        path = project.checkpoint_path(which)
+        if saved.get(st.step, path) != path:   # "best" right after "last": same bytes, copy them
+            return copy_checkpoint(saved[st.step], path)
+        content = _content(project, name, model, optimizer, trainer, task, st, src_tok, tgt_tok, cfg)
+        saved.clear()
+        saved[st.step] = save_checkpoint(path, content)
+        return path
+
     trainer = Trainer(
-        trained, cfg, task.train, task.hooks, state, device=dev, optimizer=optimizer,
-        save=lambda which, st: save_checkpoint(
-            project.checkpoint_path(which),
-            _content(project, name, model, optimizer, trainer, task, st, src_tok, tgt_tok, cfg),
-        ),
+        trained, cfg, task.train, task.hooks, state, device=dev, optimizer=optimizer, save=save,
         on_event=emit, should_stop=should_stop, dist=dist,
         scaler_state=ckpt.get("scaler") if ckpt else None,
     )
