@@ -110,3 +110,32 @@ def test_couplet_punctuation_processor():
     at1 = rule(torch.tensor([[1, 10]]), scores)             # position 1: exactly the source's mark
     assert at1[0, 2] == 0 and torch.isinf(at1[0, [0, 3, 10, 11]]).all()
     assert torch.equal(scores, torch.zeros(1, 12))          # input untouched
+
+
+def test_couplet_repetition_processor():
+    import torch
+
+    from textgen_core.decoding.constraints import CoupletRepetition
+
+    rule = CoupletRepetition([10, 11, 11, 2, 12], punctuation=[2])     # 风 声 声 ， 雨
+    scores = torch.zeros(2, 16)
+    at0 = rule(torch.tensor([[1], [1]]), scores)
+    assert torch.isinf(at0[:, [10, 11, 12]]).all() and (at0[:, [2, 13]] == 0).all()
+    at1 = rule(torch.tensor([[1, 13], [1, 14]]), scores)               # 13/14 used: banned now
+    assert at1[0, 13] == float("-inf") and at1[0, 14] == 0 and at1[1, 14] == float("-inf")
+    at2 = rule(torch.tensor([[1, 13, 14], [1, 14, 15]]), scores)      # the first line repeats here
+    assert at2[0, 14] == 0 and at2[1, 15] == 0                         # so each row repeats its own
+    assert torch.isinf(at2[0, [13, 15]]).all() and torch.isinf(at2[1, [13, 14]]).all()
+    at4 = rule(torch.tensor([[1, 13, 14, 14, 2]]), scores[:1])         # after punctuation
+    assert at4[0, 2] == 0 and torch.isinf(at4[0, [13, 14]]).all()     # marks may recur, chars not
+
+
+def test_couplet_second_line_keeps_the_repetition_rules(couplet_generator):
+    first = "风声雨声读书声"
+    for config in (DecodeConfig(strategy="greedy"), DecodeConfig(strategy="beam", n_best=3),
+                   DecodeConfig(strategy="sample", seed=2)):
+        for hyp in couplet_generator.generate(first, config).hypotheses:
+            second = hyp.text
+            assert len(second) == 7 and not set(second) & set(first)
+            assert second[1] == second[3] == second[6]                 # 声 … 声 … 声 mirrored
+            assert len(set(second)) == 5                               # no other repeats

@@ -20,7 +20,11 @@ import torch
 from torch import nn
 
 from textgen_core import models
-from textgen_core.decoding.constraints import CoupletPunctuation, punctuation_ids
+from textgen_core.decoding.constraints import (
+    CoupletPunctuation,
+    CoupletRepetition,
+    punctuation_ids,
+)
 from textgen_core.decoding.search import DecodeConfig, Hypothesis, generate
 from textgen_core.decoding.steppers import make_stepper
 from textgen_core.devices import resolve_device
@@ -152,8 +156,9 @@ class Generator:
         constraints = []
         target_view = self.tgt_tok.encode(prompt) if forced is not None else []
         if forced is not None and len(target_view) == forced:
-            # a couplet: punctuation exactly where the first line has it, and nowhere else
-            constraints.append(CoupletPunctuation(target_view, self._punctuation()))
+            # a couplet: punctuation where the first line has it, repeats where it repeats
+            punct = self._punctuation()
+            constraints += [CoupletPunctuation(target_view, punct), CoupletRepetition(target_view, punct)]
         hyps = generate(stepper, prefix, eos_id=tok.eos_id, config=config, banned_ids=banned,
                         on_token=on_token, forced_length=forced, constraints=constraints)
         candidates = [self._candidate(h) for h in hyps]

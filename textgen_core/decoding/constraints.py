@@ -1,7 +1,13 @@
 """Constraints on what may be generated where, as logits processors.
 
-:class:`CoupletPunctuation` keeps a couplet's form: the second line has punctuation exactly where the
-first line has it (the same mark), and nowhere else.
+Two rules of couplet form (对联格律), both applied to the second line (下联) as it is written:
+
+* :class:`CoupletPunctuation`: punctuation exactly where the first line has it (the same mark), and
+  nowhere else.
+* :class:`CoupletRepetition`: repeated characters mirror the first line's (叠字对叠字: 山外青山 →
+  天边碧水 has none, 声声 → 事事 has them at the same places), and otherwise no character is used
+  twice nor taken from the first line (上下联不重字). Besides being the rule, this stops a weak
+  model's favourite failure, one frequent character over and over (水水水水水水水).
 """
 
 from __future__ import annotations
@@ -44,3 +50,40 @@ class CoupletPunctuation:
             return out
         index = torch.tensor(self.punct, device=scores.device)
         return scores.index_fill(-1, index, float("-inf"))
+
+
+class CoupletRepetition:
+    """Mirror the first line's repeats; ban every other repeat and the first line's characters.
+
+    At output position i: if the first line's character i already occurred at an earlier j, the
+    output must repeat its own character j; otherwise the characters of the first line and those
+    the output already used are banned. ``punctuation`` is left to :class:`CoupletPunctuation`.
+    """
+
+    def __init__(self, source_ids: Sequence[int], punctuation: Sequence[int], prefix_len: int = 1):
+        self.source = list(source_ids)
+        self.prefix_len = prefix_len
+        punct = set(punctuation)
+        self.earlier = [self.source.index(t) if self.source.index(t) < i and t not in punct else None
+                        for i, t in enumerate(self.source)]
+        self.banned = sorted({t for t in self.source if t not in punct})
+        self.punct = sorted(punct)
+
+    def __call__(self, ids: Tensor, scores: Tensor) -> Tensor:
+        pos = ids.size(1) - self.prefix_len                       # ids (N, T), scores (N, V)
+        if pos >= len(self.source):
+            return scores
+        j = self.earlier[pos]
+        if j is not None:                                          # mirror: repeat output[j]
+            want = ids[:, self.prefix_len + j : self.prefix_len + j + 1]            # (N, 1)
+            out = torch.full_like(scores, float("-inf"))
+            return out.scatter(1, want, scores.gather(1, want))
+        out = scores
+        if self.banned:
+            out = out.index_fill(-1, torch.tensor(self.banned, device=scores.device), float("-inf"))
+        used = ids[:, self.prefix_len :]                                           # (N, pos)
+        if used.numel():
+            keep = scores.gather(1, used)         # punctuation may recur: it is not a character
+            is_punct = torch.isin(used, torch.tensor(self.punct, device=ids.device, dtype=ids.dtype))
+            out = out.scatter(1, used, torch.where(is_punct, keep, torch.full_like(keep, float("-inf"))))
+        return out
