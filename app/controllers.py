@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, Qt, QThread, Signal
 
 from app.workers import GenerationWorker, TrainingWorker, start_in_thread
@@ -17,10 +18,15 @@ log = logging.getLogger(__name__)
 
 
 class TrainingController(QObject):
-    """Start / pause / stop / resume training of one project in a worker thread."""
+    """Start / pause / stop / resume training of one project in a worker thread.
+
+    Pause and Stop both end the run after the current step with a checkpoint; ``finished`` carries
+    which of them the user asked for as ``outcome["requested"]`` ("pause", "stop", "close" or None
+    when the run ended by itself), so the window can offer Resume after a pause.
+    """
 
     events = Signal(list)
-    finished = Signal(dict)
+    finished = Signal(dict)     # the worker's outcome plus "requested"
     failed = Signal(str)
     running_changed = Signal(bool)
 
@@ -28,6 +34,8 @@ class TrainingController(QObject):
         super().__init__(parent)
         self.worker: TrainingWorker | None = None
         self.thread: QThread | None = None
+        self.requested: str | None = None      # why the user ended the current run, if they did
+        self.target_steps: int | None = None   # the ``steps`` the last run was started with
 
     @property
     def running(self) -> bool:
@@ -36,39 +44,50 @@ class TrainingController(QObject):
     def start(self, project_dir: str, **kwargs: Any) -> None:
         if self.running:
             return
+        if self.thread is not None:           # the last run ended; its queued clean-up has not run
+            self._ended(self.thread)
         worker = TrainingWorker(project_dir, **kwargs)
+        self.requested, self.target_steps = None, kwargs.get("steps")
         worker.events.connect(self.events)
-        worker.finished.connect(self.finished)
+        worker.finished.connect(self._finished)
         worker.failed.connect(self.failed)
         self.worker = worker
-        self.thread = start_in_thread(worker)
+        self.thread = thread = start_in_thread(worker)
         # direct: the thread must end even while the GUI thread is blocked waiting for it
-        worker.finished.connect(self.thread.quit, Qt.ConnectionType.DirectConnection)
-        worker.failed.connect(self.thread.quit, Qt.ConnectionType.DirectConnection)
-        self.thread.finished.connect(self._ended)
+        worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+        worker.failed.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+        # bound to this run's thread: by the time it is delivered a new run may own self.thread
+        thread.finished.connect(lambda: self._ended(thread))
         self.running_changed.emit(True)
 
-    def request_stop(self) -> None:
+    def request_stop(self, reason: str = "stop") -> None:
+        """End the run after the current step, saving a checkpoint; ``reason``: pause/stop/close."""
         if self.worker is not None and self.running:
+            self.requested = reason
             self.worker.request_stop()
 
     def shutdown(self, timeout_ms: int = 60_000) -> bool:
         """Stop (saving a checkpoint) and wait for the thread; True when it ended."""
         if not self.running:
             return True
-        self.request_stop()
+        self.request_stop("close")
         assert self.thread is not None
         ended = self.thread.wait(timeout_ms)
         if ended:
-            self._ended()
+            self._ended(self.thread)
         return ended
 
-    def _ended(self) -> None:
-        if self.thread is None:
+    def _finished(self, outcome: dict[str, Any]) -> None:
+        self.finished.emit({**outcome, "requested": self.requested})
+
+    def _ended(self, thread: QThread) -> None:
+        """Release a finished run's thread (once, however many times it is called)."""
+        if not shiboken6.isValid(thread):
             return
-        self.thread.deleteLater()
-        self.thread, self.worker = None, None
-        self.running_changed.emit(False)
+        if thread is self.thread:
+            self.thread, self.worker = None, None
+            self.running_changed.emit(False)
+        thread.deleteLater()
 
 
 class GenerationController(QObject):

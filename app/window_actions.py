@@ -53,6 +53,8 @@ def start_training(win: MainWindow, *, resume: bool, steps: int | None = None) -
         restart = True
     model = win.panels["model"]
     overrides = model.overrides()
+    if resume and steps is None:
+        steps = win.training.target_steps        # a paused run goes on to the target it had
     if not resume:
         target = steps or _target_steps(win, overrides)
         win.panels["training"].reset(target)
@@ -69,14 +71,13 @@ def _target_steps(win: MainWindow, overrides: list[str]) -> int:
 
 
 def pause_training(win: MainWindow) -> None:
-    win.training.request_stop()
+    win.training.request_stop("pause")
     win.panels["training"].set_state("paused")
     win.statusBar().showMessage("Pausing after this step…")
 
 
 def stop_training(win: MainWindow) -> None:
-    win.training.request_stop()
-    win._stop_requested = True
+    win.training.request_stop("stop")
     win.statusBar().showMessage("Stopping after this step…")
 
 
@@ -91,8 +92,7 @@ def on_training_events(win: MainWindow, events: list[dict[str, Any]]) -> None:
 
 def on_training_finished(win: MainWindow, outcome: dict[str, Any]) -> None:
     panel = win.panels["training"]
-    paused = outcome["status"] == "stopped" and not getattr(win, "_stop_requested", False)
-    win._stop_requested = False
+    paused = outcome["status"] == "stopped" and outcome.get("requested") == "pause"
     panel.set_can_resume(True)
     panel.set_state("paused" if paused else "finished")
     panel.redraw_now()
@@ -100,7 +100,6 @@ def on_training_finished(win: MainWindow, outcome: dict[str, Any]) -> None:
 
 
 def on_training_failed(win: MainWindow, message: str) -> None:
-    win._stop_requested = False
     win.panels["training"].set_state("idle")
     win.error(message)
 

@@ -17,6 +17,8 @@ QUICK = ["train.eval_every=5", "train.log_every=1", "train.bleu_examples=4", "tr
 @pytest.fixture
 def window(qtbot, no_thread_leaks, monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))   # QSettings stay in the test
+    # a failing test may leave training running: closing must not wait for a dialog's answer
+    monkeypatch.setattr(QMessageBox, "question", lambda *args: QMessageBox.StandardButton.Yes)
     win = MainWindow()
     qtbot.addWidget(win)
     win.show()
@@ -78,6 +80,48 @@ def test_stop_ends_training_within_a_second(qtbot, window, project):
     assert done.args[0]["status"] == "stopped"
     qtbot.waitUntil(lambda: not window.training.running, timeout=2_000)
     assert load_checkpoint(project.checkpoint_path("last"))["step"] == done.args[0]["step"]
+
+
+def test_pause_then_resume_continues_to_the_target(qtbot, window, project):
+    from app import window_actions
+
+    window.open_project(project.root)
+    panel = window.panels["training"]
+    with qtbot.waitSignal(window.training.events, timeout=60_000):
+        window_actions.start_training(window, resume=False, steps=30)
+    qtbot.waitUntil(lambda: len(panel.series("train_loss")[0]) > 0, timeout=60_000)
+    with qtbot.waitSignal(window.training.finished, timeout=5_000) as paused:
+        panel.pause_button.click()
+    assert paused.args[0]["status"] == "stopped" and paused.args[0]["requested"] == "pause"
+    step = paused.args[0]["step"]
+    assert 0 < step < 30 and load_checkpoint(project.checkpoint_path("last"))["step"] == step
+    qtbot.waitUntil(lambda: not window.training.running, timeout=2_000)
+    assert panel.state() == "paused" and panel.resume_button.isEnabled()
+    assert not panel.start_button.isEnabled() or panel.state() == "paused"
+
+    with qtbot.waitSignal(window.training.finished, timeout=120_000) as done:
+        panel.resume_button.click()
+    assert done.args[0]["status"] == "finished" and done.args[0]["requested"] is None
+    assert done.args[0]["step"] == 30 and done.args[0]["run_id"] == paused.args[0]["run_id"]
+    qtbot.waitUntil(lambda: not window.training.running, timeout=2_000)
+    panel.redraw_now()
+    xs, _ = panel.series("train_loss")
+    assert xs == sorted(xs) and xs[-1] == 30 and xs[0] == 1     # one curve across the pause
+    assert panel.state() == "finished"
+    assert load_checkpoint(project.checkpoint_path("last"))["step"] == 30
+
+
+def test_stop_is_not_a_pause(qtbot, window, project):
+    from app import window_actions
+
+    window.open_project(project.root)
+    with qtbot.waitSignal(window.training.events, timeout=60_000):
+        window_actions.start_training(window, resume=False, steps=100_000)
+    with qtbot.waitSignal(window.training.finished, timeout=5_000) as done:
+        window.panels["training"].stop_button.click()
+    assert done.args[0]["requested"] == "stop"
+    qtbot.waitUntil(lambda: not window.training.running, timeout=2_000)
+    assert window.panels["training"].state() == "finished"
 
 
 def test_closing_during_training_stops_and_saves(qtbot, window, project, monkeypatch):
