@@ -213,20 +213,23 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Opened {project.root}")
         return True
 
-    def save_project(self) -> None:
+    def save_project(self) -> bool:
+        """Write the model panel's settings into project.toml; False (and a dialog) if invalid."""
         if self.project is None:
-            return
+            return False
         from textgen_core.errors import TextGenError
 
+        before = self.project.config
         try:
-            config = self.project.config.with_overrides(self.panels["model"].overrides())
-            self.project.config = config
+            self.project.config = before.with_overrides(self.panels["model"].overrides())
             self.project.validate_model()
             self.project.save_config()
         except TextGenError as exc:
+            self.project.config = before
             self.error(str(exc))
-            return
+            return False
         self.statusBar().showMessage(f"Saved {self.project.config_path}")
+        return True
 
     def error(self, message: str) -> None:
         log.error("%s", message)

@@ -34,11 +34,28 @@ def connect_panels(win: MainWindow) -> None:
     win.generation.failed.connect(lambda message: on_generation_failed(win, message))
     win.generation.done.connect(lambda: write.set_busy(False))
 
+    p["model"].apply_requested.connect(lambda: apply_model_settings(win))
     p["dataset"].create_requested.connect(
         lambda task, paths, swap: create_project(win, task, paths, swap))
 
 
 # ---------------------------------------------------------------------- training
+def apply_model_settings(win: MainWindow) -> None:
+    """The model panel's Apply: save its settings into the open project (or keep them for a new one)."""
+    if win.project is None:
+        win.statusBar().showMessage("These settings will be used for the project you create next.")
+        return
+    if not win.save_project():
+        return
+    if win.training.running:
+        note = "the run in progress keeps its settings; they apply from the next Start"
+    elif win.project.checkpoint_path("last").is_file():
+        note = "Resume continues the trained model as it is; Start trains one with these settings"
+    else:
+        note = "Start trains with these settings"
+    win.statusBar().showMessage(f"Model settings saved to {win.project.config_path.name}: {note}.")
+
+
 def start_training(win: MainWindow, *, resume: bool, steps: int | None = None) -> None:
     if win.project is None or win.training.running:
         return

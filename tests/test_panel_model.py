@@ -155,6 +155,18 @@ def test_gpt_overrides_round_trip(panel):
     assert updated.model["n_head"] == 8 and updated.model["bias"] is False
 
 
+def test_switching_architecture_drops_the_old_ones_settings(panel):
+    transformer = {**models.preset_settings("transformer", "tiny"), "share_src_tgt_embeddings": False}
+    config = ProjectConfig(task="couplet", model_name="transformer", model=transformer)
+    panel.load_settings("gpt", dict(models.preset_settings("gpt", "small")), {})
+    updated = config.with_overrides(panel.overrides())
+    assert updated.model_name == "gpt"
+    assert set(updated.model) <= {f.name for f in dataclasses.fields(models.get_spec("gpt").config_cls)}
+    assert updated.model["n_layer"] == models.preset_settings("gpt", "small")["n_layer"]
+    same = config.with_overrides(["model.name=transformer", "model.n_layer=3"])
+    assert same.model["share_src_tgt_embeddings"] == config.model["share_src_tgt_embeddings"]
+
+
 def test_unknown_model_name_is_an_inline_error(panel):
     panel.load_settings("no-such-model", {}, {})
     assert "no-such-model" in panel.error_text() and not panel.apply_button.isEnabled()

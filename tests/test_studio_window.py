@@ -41,6 +41,26 @@ def test_window_opens_a_project(window, project):
     assert str(project.root) in window.recent_projects()
 
 
+def test_apply_writes_the_model_settings_into_the_project(window, project, monkeypatch):
+    window.open_project(project.root)
+    model = window.panels["model"]
+    model._editors["n_layer"].widget.setValue(3)
+    model.steps_spin.setValue(123)
+    model.apply_button.click()
+    saved = Project.open(project.root).config
+    assert saved.model["n_layer"] == 3 and saved.train.steps == 123
+    assert "Start trains with these settings" in window.statusBar().currentMessage()
+
+    shown = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda *args: shown.append(args[2]))
+    model._editors["n_head"].widget.setValue(5)           # 64 is not divisible by 5
+    model.apply_button.click()                           # disabled: nothing happens
+    assert not shown and Project.open(project.root).config.model["n_layer"] == 3
+    assert window.save_project() is False and len(shown) == 1   # Ctrl+S: a dialog says why
+    assert "n_head" in shown[0] and "\n" not in shown[0]
+    assert window.project.config.model["n_layer"] == 3     # the open project keeps valid settings
+
+
 def test_a_bad_project_folder_shows_an_error_dialog(window, tmp_path, monkeypatch):
     shown = []
     monkeypatch.setattr(QMessageBox, "critical", lambda *args: shown.append(args[2]))

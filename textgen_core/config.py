@@ -201,8 +201,15 @@ class ProjectConfig:
         return cls.from_mapping(raw, where=str(path))
 
     def with_overrides(self, overrides: Sequence[str]) -> ProjectConfig:
-        """Apply ``section.key=value`` strings (values parsed as TOML, else taken as text)."""
+        """Apply ``section.key=value`` strings (values parsed as TOML, else taken as text).
+
+        A ``model.name`` naming another architecture starts the model section afresh: the old
+        architecture's settings mean nothing to the new one (its other keys come from overrides).
+        """
         raw = tomllib.loads(self.to_toml())
+        names = [parse_override(item) for item in overrides]
+        if any(key == "model.name" and value != self.model_name for key, value in names):
+            raw["model"] = {}
         for item in overrides:
             key, value = parse_override(item)
             section, _, name = key.partition(".")
