@@ -180,7 +180,7 @@ def make_loss_plot(
     named["best"].setZValue(10)
     line = pg.InfiniteLine(
         angle=90, movable=False, pen=pen(BEST_COLOR, 1.5, dashed=True), label="best",
-        labelOpts={"position": 0.92, "color": BEST_EDGE, "movable": False},
+        labelOpts={"position": 0.55, "color": BEST_EDGE, "movable": False},
     )
     line.hide()
     plot.addItem(line, ignoreBounds=True)
