@@ -45,9 +45,11 @@ class SelfTest(QObject):
 
     # ------------------------------------------------------------------ stages
     def _open(self) -> None:
+        self.win.when_loaded(self._loaded)
+
+    def _loaded(self) -> None:
         from textgen_core.samples import ensure_sample_project
 
-        self.win.build_panels()
         try:
             project = ensure_sample_project("couplet", root=Path(self.tmp.name))
         except Exception as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from app import heap
 from app.controllers import GenerationController, TrainingController
+from app.preload import Preloader
 
 log = logging.getLogger(__name__)
 MAX_RECENT = 8
@@ -42,6 +44,7 @@ class MainWindow(QMainWindow):
         self.docks: dict[str, QDockWidget] = {}
         self.training = TrainingController(self)
         self.generation = GenerationController(self)
+        self.preloader = Preloader(self)
         self.placeholder = QLabel("Loading TextGen Studio…")
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setCentralWidget(self.placeholder)
@@ -78,7 +81,6 @@ class MainWindow(QMainWindow):
             self.panels[key], self.docks[key] = panel, dock
             self.view_menu.addAction(dock.toggleViewAction())
         self.tabifyDockWidget(self.docks["dataset"], self.docks["model"])
-        heap.freeze_long_lived()           # torch and the panels are loaded: see app/heap.py
         self.tabifyDockWidget(self.docks["training"], self.docks["write"])
         self.tabifyDockWidget(self.docks["write"], self.docks["attention"])
         self.show_panel("dataset")
@@ -97,6 +99,17 @@ class MainWindow(QMainWindow):
         from textgen_core.devices import resolve_device
 
         self.device_label.setText(f"device: {resolve_device('auto')}")
+        heap.freeze_long_lived()           # torch and the panels are loaded: see app/heap.py
+
+    def when_loaded(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once torch and the core are loaded (in the background) and the panels
+        are built; the window stays responsive meanwhile."""
+        def built() -> None:
+            self.build_panels()
+            callback()
+
+        self.placeholder.setText("Loading TextGen Studio (PyTorch)…")
+        self.preloader.then(built)
 
     def show_panel(self, key: str) -> None:
         self.docks[key].show()
@@ -155,11 +168,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ projects
     def open_project_later(self, folder: Path | None) -> None:
         """Build the panels and open a project once the window is on screen."""
-        def go() -> None:
-            self.build_panels()
-            self.open_project(folder)
-
-        QTimer.singleShot(0, go)
+        self.when_loaded(lambda: self.open_project(folder))
 
     def choose_project(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open project folder")

@@ -41,6 +41,15 @@ def test_window_opens_a_project(window, project):
     assert str(project.root) in window.recent_projects()
 
 
+def test_panels_are_built_once_the_core_has_loaded_in_the_background(qtbot, window):
+    assert not window.panels and "Loading" in window.placeholder.text()
+    seen: list[bool] = []
+    window.when_loaded(lambda: seen.append("training" in window.panels))
+    qtbot.waitUntil(lambda: len(seen) == 1, timeout=60_000)
+    window.when_loaded(lambda: seen.append(True))            # already loaded: runs at once
+    assert seen == [True, True]
+
+
 def test_apply_writes_the_model_settings_into_the_project(window, project, monkeypatch):
     window.open_project(project.root)
     model = window.panels["model"]
