@@ -3,9 +3,9 @@
 Each round trains two identical fresh copies of the sample couplet project: one with ``textgen train``
 and one through the studio's TrainingController (worker QObject on a QThread, offscreen Qt, the
 event loop running as in the app). Both read tokens/s from their own ``metrics.jsonl``; the rounds are
-interleaved so machine noise hits both. Prints the median ratio studio/CLI (target >= 0.95).
+interleaved, and which one goes first alternates, so machine noise hits both. Prints the median ratio studio/CLI (target >= 0.95).
 
-    python bench/studio_throughput.py [--steps 150] [--rounds 3]
+    python bench/studio_throughput.py [--steps 150] [--rounds 6]
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def tokens_per_s(project: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
@@ -63,10 +63,13 @@ def main() -> None:
         for r in range(args.rounds):
             cli_dir = make_project(Path(tmp) / f"cli{r}")
             app_dir = make_project(Path(tmp) / f"app{r}")
-            subprocess.run([sys.executable, "-m", "textgen_core.cli", "-q", "train", str(cli_dir),
-                            "--steps", str(args.steps), "--device", "cpu"], check=True, env=env)
-            subprocess.run([sys.executable, "-c", APP_RUN, str(app_dir), str(args.steps)],
-                           check=True, env=env)
+            runs = [
+                [sys.executable, "-m", "textgen_core.cli", "-q", "train", str(cli_dir),
+                 "--steps", str(args.steps), "--device", "cpu"],
+                [sys.executable, "-c", APP_RUN, str(app_dir), str(args.steps)],
+            ]
+            for command in runs if r % 2 == 0 else runs[::-1]:   # alternate who goes first
+                subprocess.run(command, check=True, env=env)
             cli, studio = tokens_per_s(cli_dir), tokens_per_s(app_dir)
             ratios.append(studio / cli)
             print(f"round {r + 1}: CLI {cli:9.0f} tok/s   studio {studio:9.0f} tok/s   "
