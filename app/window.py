@@ -257,8 +257,10 @@ class MainWindow(QMainWindow):
         if len(paths) == 1 and Path(paths[0], "project.toml").is_file():
             self.open_project(Path(paths[0]))
         else:
+            from app.window_actions import load_dropped_files
+
             self.show_panel("dataset")
-            self.panels["dataset"].load_files(paths[:2])
+            load_dropped_files(self, paths[:2])
         event.acceptProposedAction()
 
     # ------------------------------------------------------------------ closing

@@ -139,6 +139,20 @@ def on_generation_failed(win: MainWindow, message: str) -> None:
 
 
 # ---------------------------------------------------------------------- projects
+def load_dropped_files(win: MainWindow, paths: list[str]) -> None:
+    """Preview corpus files dropped on the window; a file that cannot be read gets a dialog too
+    (the person dropped it anywhere on the window and may not be looking at the dataset panel)."""
+    panel = win.panels["dataset"]
+
+    def parsed() -> None:
+        panel.parsed.disconnect(parsed)
+        if panel.error_text():
+            win.error(panel.error_text())
+
+    panel.parsed.connect(parsed)
+    panel.load_files(paths)
+
+
 def create_project(win: MainWindow, task: str, paths: list[str], swap: bool) -> None:
     from textgen_core.errors import TextGenError
     from textgen_core.project import Project

@@ -3,7 +3,8 @@
 Each round trains two identical fresh copies of the sample couplet project: one with ``textgen train``
 and one through the studio's TrainingController (worker QObject on a QThread, offscreen Qt, the
 event loop running as in the app). Both read tokens/s from their own ``metrics.jsonl``; the rounds are
-interleaved, and which one goes first alternates, so machine noise hits both. Prints the median ratio studio/CLI (target >= 0.95).
+interleaved, and which one goes first alternates, so machine noise hits both. Prints the median
+ratio studio/CLI (target >= 0.95).
 
     python bench/studio_throughput.py [--steps 150] [--rounds 6]
 """

@@ -70,6 +70,33 @@ def test_apply_writes_the_model_settings_into_the_project(window, project, monke
     assert window.project.config.model["n_layer"] == 3     # the open project keeps valid settings
 
 
+def _drop_on(window: MainWindow, paths: list) -> None:
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    window.dropEvent(QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime,
+                                Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+
+
+def test_a_failing_corpus_dropped_on_the_window_shows_an_error_dialog(qtbot, window, tmp_path,
+                                                                       couplet_files, monkeypatch):
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda *args: shown.append(args[2]))
+    broken = tmp_path / "couplets.txt"
+    broken.write_bytes(b"\x00\x01PK\x03\x04" * 200)         # binary, not text
+    _drop_on(window, [broken])
+    qtbot.waitUntil(lambda: len(shown) == 1, timeout=30_000)
+    assert "couplets.txt" in shown[0] and "\n" not in shown[0] and "Traceback" not in shown[0]
+    dataset = window.panels["dataset"]
+    assert dataset.error_text() == shown[0] and dataset.corpus() is None
+
+    _drop_on(window, couplet_files)                              # a good drop: no dialog
+    qtbot.waitUntil(lambda: dataset.corpus() is not None, timeout=30_000)
+    assert len(shown) == 1 and not dataset.error_text()
+
+
 def test_a_bad_project_folder_shows_an_error_dialog(window, tmp_path, monkeypatch):
     shown = []
     monkeypatch.setattr(QMessageBox, "critical", lambda *args: shown.append(args[2]))
