@@ -6,9 +6,10 @@ no thread runs Python code and the window does not respond. Such collections are
 allocation bursts anywhere, e.g. the training thread encoding a corpus.
 
 Objects that live as long as the app (imported modules, the panels, a loaded model) never become
-garbage, so after each burst of such allocations they are moved out of the collector's sight with
-:func:`gc.freeze` (the technique CPython documents for long-running processes). Later
-collections only walk what was allocated since.
+garbage, so after each burst of such allocations they are moved into the collector's permanent
+generation with :func:`gc.freeze`; later collections only walk what was allocated since. The price:
+a frozen object that later becomes part of unreachable cycle is not reclaimed (plain reference
+counting still frees everything else), so only call this where what is alive stays alive.
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ class Preloader(QObject):
         self._timer.timeout.connect(self._poll)
 
     def then(self, callback: Callable[[], None]) -> None:
-        if not self._thread.is_alive() and self._thread.ident is not None:
+        done = self._thread.ident is not None and not self._thread.is_alive()
+        if done and not self._waiting:
             callback()                                  # loaded (or failed) already
             return
         self._waiting.append(callback)

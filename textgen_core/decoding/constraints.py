@@ -4,9 +4,9 @@ Two rules of couplet form (对联格律), both applied to the second line (下�
 
 * :class:`CoupletPunctuation`: punctuation exactly where the first line has it (the same mark), and
   nowhere else.
-* :class:`CoupletRepetition`: repeated characters mirror the first line's (叠字对叠字: 山外青山 →
-  天边碧水 has none, 声声 → 事事 has them at the same places), and otherwise no character is used
-  twice nor taken from the first line (上下联不重字). Besides being the rule, this stops a weak
+* :class:`CoupletRepetition`: repeated characters mirror the first line's (in 风声雨声读书声 /
+  家事国事天下事, 事 stands wherever 声 does), and otherwise no character is used twice nor taken
+  from the first line (上下联不重字). Besides being the rule, this stops a weak
   model's favourite failure, one frequent character over and over (水水水水水水水).
 """
 
