@@ -219,3 +219,18 @@ def test_screenshot(panel, qtbot, tmp_path):
     qtbot.wait(10)
     image = panel.grab()
     assert image.width() == 900 and image.save(str(tmp_path / "panel_write.png"))
+
+
+def test_couplet_characters_shrink_to_fit_the_panel(panel, qtbot):
+    panel.set_task("couplet")
+    grid = panel.couplet_grid
+    scroll = grid.parentWidget().parentWidget()
+    sizes = []
+    for width in (1400, 620):
+        panel.resize(width, 500)
+        grid.set_lines("风声雨声读书声声声入耳", "家事国事天下事事事关心")
+        qtbot.waitUntil(lambda: scroll.viewport().width() == grid.width(), timeout=2_000)
+        assert scroll.horizontalScrollBar().maximum() == 0            # no sideways scrolling
+        assert grid.MIN_PX <= grid.char_pixels() <= grid.MAX_PX
+        sizes.append(grid.char_pixels())
+    assert sizes[0] > sizes[1]
