@@ -122,3 +122,17 @@ def test_two_process_data_parallel_training(couplet_files, tmp_path):
     # rank 0 alone writes: one "finished" event, not two
     assert sum(e["event"] == "finished" for e in events) == 1
     assert json.dumps(events)  # plain JSON all through
+
+
+def test_couplet_samples_are_written_as_write_writes_them(couplet_files, tmp_path):
+    project = Project.create(tmp_path / "p", "couplet", couplet_files,
+                             overrides=[*SETTINGS, "train.num_samples=3"])
+    outcome = train_project(project, steps=5, device="cpu")
+    samples = [e for e in project.read_metrics(outcome.run_id) if e["event"] == "sample"][-1]
+    assert len(samples["samples"]) == 3
+    for sample in samples["samples"]:
+        first, second = "".join(sample["prompt"].split()), sample["output"]
+        assert len(second) == len(first)                     # the couplet's form, however young
+        assert not set(second) & set(first) - set("，。！？、；：")
+        pairs = [(i, j) for i in range(len(first)) for j in range(i + 1, len(first))]
+        assert all((first[i] == first[j]) == (second[i] == second[j]) for i, j in pairs)

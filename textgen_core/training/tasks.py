@@ -22,6 +22,7 @@ from textgen_core.decoding.search import DecodeConfig, generate
 from textgen_core.decoding.steppers import make_stepper
 from textgen_core.errors import TextGenError
 from textgen_core.evaluation import batch_loss, greedy_batch, mean_loss, same_length_output
+from textgen_core.generation import Generator
 from textgen_core.project import Project
 from textgen_core.tokenizer import Tokenizer
 from textgen_core.training.distributed import DistInfo
@@ -69,6 +70,23 @@ def _seq2seq_task(
     valid_pairs = [(p.source, p.target) for p in project.load_pairs("valid")]
     valid = batcher("valid", False) if valid_pairs else None
 
+    def written(net: nn.Module, prompts: list[str], greedy: list[str]) -> list[str]:
+        """The samples as Write (and ``textgen generate``) writes them: the project's decoding
+        settings and, for couplets, the form rules (BLEU stays on the raw greedy outputs). A prompt
+        the generator refuses (longer than the model reads) keeps its greedy output."""
+        was_training = net.training
+        gen = Generator(net, project.config.task, src_tok, tgt_tok, device)
+        out = []
+        try:
+            for prompt, fallback in zip(prompts, greedy):
+                try:
+                    out.append(gen.generate(prompt, project.config.generate).hypotheses[0].text)
+                except TextGenError:
+                    out.append(fallback)
+        finally:
+            net.train(was_training)
+        return out
+
     def evaluate(net: nn.Module) -> dict[str, Any]:
         result: dict[str, Any] = {}
         if valid is None:
@@ -85,9 +103,10 @@ def _seq2seq_task(
             refs = [t for _, t in shown[: cfg.bleu_examples]]
             result["bleu"] = metrics.bleu(hyps[: len(refs)], refs)
             result["chrf"] = metrics.chrf(hyps[: len(refs)], refs)
+        sampled = shown[: cfg.num_samples]
+        outputs = written(net, [s for s, _ in sampled], hyps)
         result["samples"] = [
-            {"prompt": s, "output": h, "reference": t}
-            for (s, t), h in zip(shown[: cfg.num_samples], hyps)
+            {"prompt": s, "output": h, "reference": t} for (s, t), h in zip(sampled, outputs)
         ]
         return result
 
