@@ -24,6 +24,7 @@ from app.window import MainWindow
 
 TIMEOUT_S = 600
 PROMPT = "春风得意花千树"
+SETTLE_MS = 300
 
 
 class SelfTest(QObject):
@@ -61,6 +62,17 @@ class SelfTest(QObject):
         self.win.training.finished.connect(self._trained)
         self.win.training.failed.connect(lambda m: self._fail(f"training failed: {m}"))
         self.win.show_panel("training")
+        self._start_when_settled()
+
+    def _start_when_settled(self) -> None:
+        """Press Start as a person would: once the dataset preview has loaded and the training
+        panel has been painted (a click comes hundreds of milliseconds after a panel appears)."""
+        if self.win.panels["dataset"].is_busy():
+            QTimer.singleShot(50, self._start_when_settled)
+            return
+        QTimer.singleShot(SETTLE_MS, self._start_training)
+
+    def _start_training(self) -> None:
         self.probe.start()
         window_actions.start_training(self.win, resume=False, steps=self.steps)
 
