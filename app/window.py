@@ -36,7 +36,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("TextGen Studio")
         self.setObjectName("MainWindow")
-        self.resize(1280, 820)
+        self._fit_to_screen(1280, 820)
         self.setAcceptDrops(True)
         self.settings = QSettings("TextGen Studio", "TextGen Studio")
         self.project: Any = None
@@ -54,6 +54,15 @@ class MainWindow(QMainWindow):
         self._build_menus()
 
     # ------------------------------------------------------------------ layout
+    def _fit_to_screen(self, width: int, height: int) -> None:
+        """Start at ``width`` x ``height``, or smaller on a small screen (the title bar, the task bar
+        and the status bar must stay visible); a saved geometry replaces this later."""
+        screen = self.screen().availableGeometry() if self.screen() else None
+        if screen is not None and screen.width() > 0:
+            width = min(width, screen.width() - 40)
+            height = min(height, screen.height() - 60)
+        self.resize(width, height)
+
     def build_panels(self) -> None:
         """Create the panels (imports the core and torch); called once, after the first paint."""
         if self.panels:

@@ -36,6 +36,8 @@ from app.panels.curves import Series, number
 STATES = ("idle", "running", "paused", "finished")
 SERIES = ("train_loss", "val_loss", "val_ppl", "lr", "tokens_per_s", "bleu", "chrf", "best")
 REDRAW_MS = 100           # about 10 Hz
+EMPTY_SAMPLES = ("<p style='color:#808080'>The model's answers to a few validation prompts appear "
+                 "here after each evaluation, so you can watch it learn.</p>")
 MAX_SAMPLE_BLOCKS = 30    # sample events kept in the sample box
 RATE_WINDOW = 30          # recent "step" events used for the steps-per-second (ETA) estimate
 
@@ -109,7 +111,7 @@ class TrainingPanel(QWidget):
         self.tabs.addTab(QWidget(), "Metrics")
         self.tabs.currentChanged.connect(self._tab_changed)
         self.samples_view = QTextBrowser()
-        self.samples_view.setPlaceholderText("Samples appear here after each evaluation, newest first.")
+        self.samples_view.setHtml(EMPTY_SAMPLES)     # (a placeholder would not wrap)
         samples_box = QGroupBox("Samples")
         box = QVBoxLayout(samples_box)
         box.setContentsMargins(4, 4, 4, 4)
@@ -377,7 +379,7 @@ class TrainingPanel(QWidget):
         self.status_label.setText(self.status_text())
         if self._samples_dirty:
             self._samples_dirty = False
-            self.samples_view.setHtml(curves.samples_html(self._samples))
+            self.samples_view.setHtml(curves.samples_html(self._samples) or EMPTY_SAMPLES)
 
     def _draw_history(self, alpha: float) -> None:
         show = self.history_check.isChecked()
