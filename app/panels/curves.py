@@ -235,8 +235,10 @@ class MetricsView(QWidget):
         self.ppl_plot.setLogMode(False, True)
         self.lr_plot = make_plot("Learning rate", "lr", palette)
         self.speed_plot = make_plot("Throughput", "tokens / s", palette)
-        self.bleu_plot = make_plot("BLEU / chrF", "score (0-100)", palette)
-        add_legend(self.bleu_plot, palette)
+        # the title names the curves in their colours: a legend box would cover them in this small plot
+        key = f"<span style='color:{VAL_COLOR.name()}'>BLEU</span> / " \
+              f"<span style='color:{TRAIN_COLOR.name()}'>chrF</span>"
+        self.bleu_plot = make_plot(key, "score (0-100)", palette)
         dots = {"symbol": "o", "symbolSize": 5, "symbolPen": None}
         self.curves: dict[str, pg.PlotDataItem] = {
             "val_ppl": self.ppl_plot.plot(pen=pen(VAL_COLOR), symbolBrush=VAL_COLOR, **dots),

@@ -179,7 +179,7 @@ class WritePanel(QWidget):
     def _build_couplet(self) -> QWidget:
         page = QWidget()
         self.first_line = QLineEdit()
-        self.first_line.setPlaceholderText("First line, e.g. 春风得意花铺路")
+        self.first_line.setPlaceholderText("e.g. 春风得意花铺路")    # fits a narrow panel
         self.first_line.returnPressed.connect(self._write_couplet)
         self.write_button = QPushButton("Write")
         self.write_button.setToolTip("Write the second line (Enter)")
