@@ -219,6 +219,7 @@ class MainWindow(QMainWindow):
             p["dataset"].load_files(sources)      # preview and histogram of the project's corpus
         p["dataset"].show_project_info(info)
         p["model"].set_task(cfg.task)
+        p["model"].set_vocab_size(info["tokenizer"]["vocab_size"], info["tokenizer"]["tgt_vocab_size"])
         p["model"].load_settings(cfg.model_name, dict(cfg.model), dataclasses.asdict(cfg.train))
         p["training"].reset(cfg.train.steps)
         p["training"].show_history(runs)

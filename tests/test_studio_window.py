@@ -39,6 +39,13 @@ def test_window_opens_a_project(window, project):
     assert window.panels["write"].mode() == "couplet"
     assert window.panels["dataset"].corpus() is not None or window.panels["dataset"].is_busy()
     assert str(project.root) in window.recent_projects()
+    src, tgt = project.tokenizers()                     # the size shown is the model's real size
+    from textgen_core import models
+
+    config = models.build_config(project.config.model_name, project.config.model,
+                                 src_vocab_size=src.vocab_size, tgt_vocab_size=tgt.vocab_size, pad_id=0)
+    real = models.build_model(project.config.model_name, config).num_parameters()
+    assert window.panels["model"].parameter_count() == real
 
 
 def test_panels_are_built_once_the_core_has_loaded_in_the_background(qtbot, window):

@@ -171,7 +171,7 @@ class ModelPanel(qw.QWidget):
     def __init__(self, parent: qw.QWidget | None = None) -> None:
         super().__init__(parent)
         self._task = "couplet"
-        self._vocab = DEFAULT_VOCAB
+        self._vocab = self._tgt_vocab = DEFAULT_VOCAB
         self._editors: dict[str, Editor] = {}
         self._loaded: dict[str, Any] = {}  # model settings given to load_settings()
         self._train_base = dataclasses.asdict(TrainConfig(**TRAIN_PRESETS["tiny"]))
@@ -199,9 +199,10 @@ class ModelPanel(qw.QWidget):
         else:  # a registered model serves the task, so default_model() finds one
             self._select(models.default_model(task) if specs else "", preset=self._preset_name())
 
-    def set_vocab_size(self, vocab_size: int) -> None:
-        """The tokenizer's vocabulary size used for the parameter count (default 5000)."""
+    def set_vocab_size(self, vocab_size: int, tgt_vocab_size: int | None = None) -> None:
+        """The tokenizers' vocabulary sizes used for the parameter count (default 5000 each)."""
         self._vocab = max(int(vocab_size), 1)
+        self._tgt_vocab = max(int(tgt_vocab_size or vocab_size), 1)
         self._refresh()
 
     def load_settings(self, model_name: str, model: Mapping[str, Any], train: Mapping[str, Any]) -> None:
@@ -402,7 +403,7 @@ class ModelPanel(qw.QWidget):
             return
         try:
             config = models.build_config(name, settings, src_vocab_size=self._vocab,
-                                         tgt_vocab_size=self._vocab, pad_id=0)
+                                         tgt_vocab_size=self._tgt_vocab, pad_id=0)
             TrainConfig(**{**self._train_base, **train})
             key = (name, config)
             if key not in self._counts:
@@ -428,7 +429,7 @@ class ModelPanel(qw.QWidget):
         block = int(getattr(config, "block_size", 128) or 128)
         width = int(getattr(config, "n_embd", 0) or 0)
         layers = int(getattr(config, "n_layer", 0) or 0) + int(getattr(config, "decoder_layers", 0) or 0)
-        activations = batch * block * (width * layers * 34 + self._vocab * 8)  # + logits and their grads
+        activations = batch * block * (width * layers * 34 + self._tgt_vocab * 8)  # + logits, grads
         return params * 16 + activations
 
     def _memory_note(self, memory: float) -> str:
