@@ -111,11 +111,12 @@ def encode_pairs(
     """
     _check_int("max_len", max_len, 2)
     out: list[tuple[list[int], list[int]]] = []
-    kept = [(s, t) for s, t in pairs if s.strip() and t.strip()]
-    dropped, cut = len(pairs) - len(kept), 0
-    sources = src_tok.encode_batch([s for s, _ in kept])
-    targets = tgt_tok.encode_batch([t for _, t in kept])
-    for src_ids, tgt_ids in zip(sources, targets):
+    dropped = cut = 0
+    for src_text, tgt_text in pairs:
+        if not src_text.strip() or not tgt_text.strip():
+            dropped += 1
+            continue
+        src_ids, tgt_ids = src_tok.encode(src_text), tgt_tok.encode(tgt_text)
         if not src_ids or not tgt_ids:
             dropped += 1
             continue

@@ -182,10 +182,6 @@ class Tokenizer:
         """Token ids of ``text``; no bos/eos added."""
         return list(self._sp.encode(text, out_type=int))
 
-    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """``[encode(t) for t in texts]`` in one native call (about twice as fast as a loop)."""
-        return [list(ids) for ids in self._sp.encode(list(texts), out_type=int)] if texts else []
-
     def decode(self, ids: Sequence[int]) -> str:
         """Text of ``ids``; pad/bos/eos are skipped, ``<unk>`` reads as "⁇"."""
         skip = (self.PAD_ID, self.BOS_ID, self.EOS_ID)
