@@ -283,6 +283,12 @@ def coerce(name: str, value: Any, default: Any) -> Any:
     return value
 
 
+def format_override(key: str, value: Any) -> str:
+    """``"section.key=value"`` text that :meth:`ProjectConfig.with_overrides` reads back; ``None``
+    is written ``none`` (the setting goes back to its default, "auto")."""
+    return f"{key}={'none' if value is None else _toml_value(value)}"
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,7 +19,7 @@ from PySide6 import QtWidgets as qw
 from PySide6.QtCore import Qt, Signal
 
 from textgen_core import models
-from textgen_core.config import TRAIN_PRESETS, TrainConfig
+from textgen_core.config import TRAIN_PRESETS, TrainConfig, format_override
 from textgen_core.devices import available_devices
 from textgen_core.errors import TextGenError
 from textgen_core.models.layers import POSITIONAL_KINDS
@@ -151,17 +150,6 @@ def format_bytes(n: float) -> str:
     return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{max(n / 2**20, 1):.0f} MB"
 
 
-def toml_value(value: Any) -> str:
-    """A Python value as the TOML text ``ProjectConfig.with_overrides`` reads back."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    return "none" if value is None else str(value)
-
-
 class ModelPanel(qw.QWidget):
     """Architecture, preset, model settings, training essentials and device, with a live size."""
 
@@ -230,14 +218,12 @@ class ModelPanel(qw.QWidget):
     def overrides(self) -> list[str]:
         """``section.key=value`` strings for ``ProjectConfig.with_overrides`` (device not included)."""
         name, _, train = self.settings()
-        out = [f"model.name={toml_value(name)}"]
+        out = [format_override("model.name", name)]
         for key, editor in self._editors.items():
             value = editor.get()
-            if value is not None:
-                out.append(f"model.{key}={toml_value(value)}")
-            elif self._loaded.get(key) is not None:  # back to "auto"
-                out.append(f"model.{key}=none")
-        out += [f"train.{key}={toml_value(value)}" for key, value in train.items()]
+            if value is not None or self._loaded.get(key) is not None:  # None: back to "auto"
+                out.append(format_override(f"model.{key}", value))
+        out += [format_override(f"train.{key}", value) for key, value in train.items()]
         return out
 
     def device(self) -> str:
