@@ -64,8 +64,11 @@ class CoupletRepetition:
         self.source = list(source_ids)
         self.prefix_len = prefix_len
         punct = set(punctuation)
-        self.earlier = [self.source.index(t) if self.source.index(t) < i and t not in punct else None
-                        for i, t in enumerate(self.source)]
+        first_at: dict[int, int] = {}
+        self.earlier: list[int | None] = []    # position i -> where source[i] first stood, if before i
+        for i, t in enumerate(self.source):
+            self.earlier.append(None if t in punct else first_at.get(t))
+            first_at.setdefault(t, i)
         self.banned = sorted({t for t in self.source if t not in punct})
         self.punct = sorted(punct)
 

@@ -93,15 +93,15 @@ def train_project(
         if on_event is not None:
             on_event(event)
 
-    saved: dict[int, Path] = {}              # step -> file already written at that step
+    written: tuple[int, Path] | None = None   # (step, file) of the last checkpoint serialised
 
     def save(which: str, st: TrainState) -> Path:
+        nonlocal written
         path = project.checkpoint_path(which)
-        if saved.get(st.step, path) != path:   # "best" right after "last": same bytes, copy them
-            return copy_checkpoint(saved[st.step], path)
+        if written is not None and written[0] == st.step and written[1] != path:
+            return copy_checkpoint(written[1], path)   # "best" right after "last": same bytes
         content = _content(project, name, model, optimizer, trainer, task, st, src_tok, tgt_tok, cfg)
-        saved.clear()
-        saved[st.step] = save_checkpoint(path, content)
+        written = (st.step, save_checkpoint(path, content))
         return path
 
     trainer = Trainer(
