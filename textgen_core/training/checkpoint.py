@@ -23,9 +23,9 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -40,11 +40,16 @@ REQUIRED_KEYS = ("model_name", "model_config", "task", "tokenizers", "model", "s
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder and a rename."""
+    _write_atomically(path, lambda handle: handle.write(data))
+
+
+def _write_atomically(path: Path, fill: Callable[[BinaryIO], object]) -> None:
+    """``fill`` a temp file in ``path``'s folder, flush it to disk, then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            fill(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -78,17 +83,8 @@ def save_checkpoint(path: Path, content: Mapping[str, Any]) -> Path:
 
 def copy_checkpoint(src: Path, dst: Path) -> Path:
     """Atomically make ``dst`` a byte copy of the checkpoint ``src`` (no re-serialisation)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with open(src, "rb") as source:
+        _write_atomically(dst, lambda handle: shutil.copyfileobj(source, handle))
     log.info("copied checkpoint %s to %s", src, dst)
     return dst
 
