@@ -103,11 +103,13 @@ class LMBatch:
 
 
 def encode_pairs(
-    pairs: Sequence[tuple[str, str]], src_tok: Tokenizer, tgt_tok: Tokenizer, max_len: int
+    pairs: Sequence[tuple[str, str]], src_tok: Tokenizer, tgt_tok: Tokenizer, max_len: int,
+    *, per_char: bool = False,
 ) -> list[tuple[list[int], list[int]]]:
     """Encode (source, target) texts, cut each to ``max_len - 1`` ids, drop empty examples.
 
-    Returned ids carry no specials (the batcher adds bos/eos).
+    Returned ids carry no specials (the batcher adds bos/eos). ``per_char``: one id per character
+    with char tokenizers (couplets: both lines keep their equal length, rare characters included).
     """
     _check_int("max_len", max_len, 2)
     out: list[tuple[list[int], list[int]]] = []
@@ -116,7 +118,8 @@ def encode_pairs(
         if not src_text.strip() or not tgt_text.strip():
             dropped += 1
             continue
-        src_ids, tgt_ids = src_tok.encode(src_text), tgt_tok.encode(tgt_text)
+        src_ids = src_tok.encode(src_text, per_char=per_char)
+        tgt_ids = tgt_tok.encode(tgt_text, per_char=per_char)
         if not src_ids or not tgt_ids:
             dropped += 1
             continue

@@ -137,7 +137,7 @@ def seq2seq_scores(
     same_length: bool = False,
 ) -> dict[str, Any]:
     """BLEU and chrF (sacrebleu) of greedy outputs against references, plus the outputs."""
-    sources = [src_tok.encode(src) for src, _ in pairs]
+    sources = [src_tok.encode(src, per_char=same_length) for src, _ in pairs]
     outputs = greedy_batch(model, sources, tokenizer=tgt_tok, max_len=max_len, device=device,
                            same_length=same_length)
     hyps = [tgt_tok.decode(ids) for ids in outputs]
@@ -167,7 +167,7 @@ def evaluate_project(
                 "ppl": metrics.perplexity(loss)}
     pairs = [(p.source, p.target) for p in corpus.pairs]
     max_len = model.config.block_size
-    examples = encode_pairs(pairs, gen.src_tok, gen.tgt_tok, max_len)
+    examples = encode_pairs(pairs, gen.src_tok, gen.tgt_tok, max_len, per_char=gen.forces_length)
     batches = BucketBatcher(
         examples, batch_size=32, pad_id=pad, bos_id=gen.tgt_tok.bos_id,
         eos_id=gen.tgt_tok.eos_id, max_len=max_len, shuffle=False,

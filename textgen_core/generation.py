@@ -23,6 +23,7 @@ from textgen_core import models
 from textgen_core.decoding.constraints import (
     CoupletPunctuation,
     CoupletRepetition,
+    is_punctuation,
     punctuation_ids,
 )
 from textgen_core.decoding.search import DecodeConfig, Hypothesis, generate
@@ -35,6 +36,9 @@ from textgen_core.tokenizer import Tokenizer
 from textgen_core.training.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
+
+# ASCII marks typed in a couplet -> the full-width marks couplet corpora use
+_FULL_WIDTH = {",": "，", ".": "。", "!": "！", "?": "？", ";": "；", ":": "：", "(": "（", ")": "）"}
 
 
 @dataclass(frozen=True)
@@ -122,8 +126,19 @@ class Generator:
         return self.model.kind == "lm"
 
     def prepare(self, text: str) -> str:
-        """Normalise user input the way training data was normalised."""
-        return "".join(text.split()) if self.task == "couplet" else text.strip()
+        """Normalise user input the way training data was normalised.
+
+        Couplets lose their whitespace, and an ASCII mark the vocabulary lacks becomes its
+        full-width form when the vocabulary has that (春风得意! -> 春风得意！).
+        """
+        if self.task != "couplet":
+            return text.strip()
+        tok = self.src_tok
+        return "".join(
+            _FULL_WIDTH[ch] if ch in _FULL_WIDTH and tok.kind == "char" and not tok.has_char(ch)
+            and tok.has_char(_FULL_WIDTH[ch]) else ch
+            for ch in "".join(text.split())
+        )
 
     @torch.inference_mode()
     def generate(
@@ -143,7 +158,7 @@ class Generator:
             prompt_ids = self.src_tok.encode(prompt) if prompt else self.src_tok.encode("\n")
             stepper, prefix, forced = make_stepper(self.model, None), prompt_ids, None
         else:
-            prompt_ids = self.src_tok.encode(prompt)
+            prompt_ids = self.src_tok.encode(prompt, per_char=self.forces_length)
             block = self.model.config.block_size
             if len(prompt_ids) + 1 > block:
                 raise TextGenError(
@@ -151,14 +166,9 @@ class Generator:
                 )
             src = torch.tensor([prompt_ids + [self.src_tok.eos_id]], device=self.device)  # (1, S)
             stepper, prefix = make_stepper(self.model, src), [tok.bos_id]
-            forced = len(prompt_ids) if self.forces_length else None
+            forced = len(prompt) if self.forces_length else None  # characters, not tokens
             config = _fit_max_tokens(config, block - 1)
-        constraints = []
-        target_view = self.tgt_tok.encode(prompt) if forced is not None else []
-        if forced is not None and len(target_view) == forced:
-            # a couplet: punctuation where the first line has it, repeats where it repeats
-            punct = self._punctuation()
-            constraints += [CoupletPunctuation(target_view, punct), CoupletRepetition(target_view, punct)]
+        constraints = self._couplet_rules(prompt) if forced is not None else []
         hyps = generate(stepper, prefix, eos_id=tok.eos_id, config=config, banned_ids=banned,
                         on_token=on_token, forced_length=forced, constraints=constraints)
         candidates = [self._candidate(h) for h in hyps]
@@ -183,6 +193,15 @@ class Generator:
         out = self.model.decode(self.model.encode(src), src, tgt_in, need_weights=True)
         return Attention("cross", _numpy(out.cross_attn), self.tgt_tok.pieces(output_ids),
                          self.src_tok.pieces(src_ids))
+
+    def _couplet_rules(self, first_line: str) -> list[Any]:
+        """Punctuation where the first line has it, repeats where it repeats: both found among the
+        first line's characters, one output position per character (rare ones included)."""
+        target_view = self.tgt_tok.encode(first_line, per_char=True)
+        punct = self._punctuation()
+        punct_at = [i for i, ch in enumerate(first_line) if is_punctuation(ch)]
+        return [CoupletPunctuation(target_view, punct, punct_at=punct_at),
+                CoupletRepetition(target_view, punct, chars=first_line)]
 
     def _punctuation(self) -> list[int]:
         if self._punct is None:

@@ -48,6 +48,7 @@ _MODEL_TYPE_NAMES = {1: "unigram", 2: "bpe", 3: "word", 4: "char"}  # sentencepi
 _MAX_LINE_CHARS = 1000  # SentencePiece skips sentences longer than 4192 bytes; chunk before that
 _SPACED_LINES_FOR_DUMMY_PREFIX = 0.1  # share of lines with a space above which "▁" is prefixed
 _NEWLINE_SYMBOL = "\n"
+_SPACE_PIECE = "\u2581"  # SentencePiece writes a space as "▁"
 _MAX_RETRIES = 8
 
 
@@ -178,9 +179,22 @@ class Tokenizer:
         return self._proto
 
     # ----------------------------------------------------------------------------- use
-    def encode(self, text: str) -> list[int]:
-        """Token ids of ``text``; no bos/eos added."""
-        return list(self._sp.encode(text, out_type=int))
+    def encode(self, text: str, *, per_char: bool = False) -> list[int]:
+        """Token ids of ``text``; no bos/eos added.
+
+        ``per_char`` (char tokenizers; other kinds ignore it): exactly one id per character, each
+        character outside the vocabulary its own ``<unk>``. Plain SentencePiece merges a run of
+        unknown characters into one ``<unk>`` piece, which would shorten a couplet's first line
+        (龘靐春风 -> 3 ids).
+        """
+        if not per_char or self.kind != "char":
+            return list(self._sp.encode(text, out_type=int))
+        piece_to_id = self._sp.piece_to_id
+        return [piece_to_id(_SPACE_PIECE if ch == " " else ch) for ch in text]
+
+    def has_char(self, ch: str) -> bool:
+        """Whether the single character ``ch`` is a piece of the vocabulary (not ``<unk>``)."""
+        return self._sp.piece_to_id(_SPACE_PIECE if ch == " " else ch) != self.UNK_ID
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of ``ids``; pad/bos/eos are skipped, ``<unk>`` reads as "⁇"."""

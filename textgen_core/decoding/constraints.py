@@ -29,15 +29,29 @@ def punctuation_ids(pieces: Iterable[str]) -> list[int]:
     return found
 
 
+def is_punctuation(ch: str) -> bool:
+    """A punctuation character (Unicode category P*): 。，！？、；：「」《》 and ASCII ones."""
+    return unicodedata.category(ch).startswith("P")
+
+
 class CoupletPunctuation:
     """At output position i: the source's punctuation id if source[i] is punctuation, else no
-    punctuation at all. Positions are counted after ``prefix_len`` start tokens."""
+    punctuation at all. Positions are counted after ``prefix_len`` start tokens.
 
-    def __init__(self, source_ids: Sequence[int], punctuation: Sequence[int], prefix_len: int = 1):
+    ``punct_at``: the positions where the first line has a punctuation *character* (by default the
+    positions of punctuation ids). Where that character is outside the vocabulary (its id is
+    ``<unk>``), any punctuation mark is required there, so the form holds all the same.
+    """
+
+    def __init__(self, source_ids: Sequence[int], punctuation: Sequence[int], prefix_len: int = 1,
+                 *, punct_at: Iterable[int] | None = None):
         self.source = list(source_ids)
         self.punct = sorted(set(punctuation))
         self.punct_set = set(self.punct)
         self.prefix_len = prefix_len
+        if punct_at is None:
+            punct_at = (i for i, t in enumerate(self.source) if t in self.punct_set)
+        self.punct_at = set(punct_at)
 
     def __call__(self, ids: Tensor, scores: Tensor) -> Tensor:
         pos = ids.size(1) - self.prefix_len                       # ids (N, T), scores (N, V)
@@ -49,6 +63,9 @@ class CoupletPunctuation:
             out[:, want] = scores[:, want]
             return out
         index = torch.tensor(self.punct, device=scores.device)
+        if pos in self.punct_at:                                  # an unknown mark: any mark
+            out = torch.full_like(scores, float("-inf"))
+            return out.index_copy(-1, index, scores.index_select(-1, index))
         return scores.index_fill(-1, index, float("-inf"))
 
 
@@ -60,15 +77,22 @@ class CoupletRepetition:
     the output already used are banned. ``punctuation`` is left to :class:`CoupletPunctuation`.
     """
 
-    def __init__(self, source_ids: Sequence[int], punctuation: Sequence[int], prefix_len: int = 1):
+    def __init__(self, source_ids: Sequence[int], punctuation: Sequence[int], prefix_len: int = 1,
+                 *, chars: Sequence[str] | None = None):
+        """``chars``: the first line's characters, one per id; repeats are found among them, so two
+        different characters outside the vocabulary (both ``<unk>``) are not taken for a repeat."""
         self.source = list(source_ids)
         self.prefix_len = prefix_len
         punct = set(punctuation)
-        first_at: dict[int, int] = {}
+        keys: Sequence[object] = self.source if chars is None else chars
+        if len(keys) != len(self.source):
+            raise ValueError(f"{len(keys)} characters for {len(self.source)} source ids")
+        first_at: dict[object, int] = {}
         self.earlier: list[int | None] = []    # position i -> where source[i] first stood, if before i
-        for i, t in enumerate(self.source):
-            self.earlier.append(None if t in punct else first_at.get(t))
-            first_at.setdefault(t, i)
+        for i, (t, key) in enumerate(zip(self.source, keys)):
+            mark = t in punct or (chars is not None and is_punctuation(key))
+            self.earlier.append(None if mark else first_at.get(key))
+            first_at.setdefault(key, i)
         self.banned = sorted({t for t in self.source if t not in punct})
         self.punct = sorted(punct)
 

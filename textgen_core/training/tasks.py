@@ -57,7 +57,7 @@ def _seq2seq_task(
 
     def batcher(split: str, shuffle: bool, rank: int = 0, world: int = 1) -> BucketBatcher:
         pairs = [(p.source, p.target) for p in project.load_pairs(split)]
-        examples = encode_pairs(pairs, src_tok, tgt_tok, max_len)
+        examples = encode_pairs(pairs, src_tok, tgt_tok, max_len, per_char=same_length)
         if not examples and split == "train":
             raise TextGenError(f"{project.split_path(split)}: no training examples")
         return BucketBatcher(
@@ -95,8 +95,8 @@ def _seq2seq_task(
         result.update(val_loss=val, val_ppl=metrics.perplexity(val))
         shown = valid_pairs[: max(cfg.bleu_examples, cfg.num_samples)]
         outputs = greedy_batch(
-            net, [src_tok.encode(s) for s, _ in shown], tokenizer=tgt_tok, max_len=max_len,
-            device=device, same_length=same_length,
+            net, [src_tok.encode(s, per_char=same_length) for s, _ in shown], tokenizer=tgt_tok,
+            max_len=max_len, device=device, same_length=same_length,
         )
         hyps = [tgt_tok.decode(ids) for ids in outputs]
         if cfg.bleu_examples:
