@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from textgen_core.errors import TextGenError
+from textgen_core.errors import NotTrainedError, TextGenError
+from textgen_core.training.progress import Progress
 
 log = logging.getLogger("textgen")
 
@@ -111,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TextGenError as exc:
         if args.debug:
             raise
-        sys.stderr.write(f"error: {exc}\n")
+        hint = f"; run textgen train {args.dir} first" if isinstance(exc, NotTrainedError) else ""
+        sys.stderr.write(f"error: {exc}{hint}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
@@ -156,8 +158,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"tokenizer  {tok['kind']}, vocabulary {tok['vocab_size']}"
           + ("" if tok["shared"] else f" / {tok['tgt_vocab_size']} (target)"))
     print(f"examples   train {ex['train']}, valid {ex['valid']}, test {ex['test']}")
-    for which, path in info["checkpoints"].items():
-        print(f"checkpoint {which}: {path}")
+    for which, ckpt in info["checkpoints"].items():
+        print(f"checkpoint {which}: {_checkpoint_summary(ckpt)}")
     if info["runs"]:
         print(f"runs       {', '.join(info['runs'])}")
     return 0
@@ -175,41 +177,45 @@ def cmd_train(args: argparse.Namespace) -> int:
         project.save_config()
     stop = {"requested": False}
 
-    def on_sigint(signum: int, frame: Any) -> None:
+    def on_stop_signal(signum: int, frame: Any) -> None:   # Ctrl-C, and SIGTERM (logout, kill)
         if stop["requested"]:
             raise KeyboardInterrupt
         stop["requested"] = True
-        log.warning("stopping after this step (Ctrl-C again to abort without saving)")
+        again = "Ctrl-C" if signum == signal.SIGINT else "the signal"
+        log.warning("stopping after this step (%s again to abort without saving)", again)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_stop_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    progress = Progress()
     try:
         outcome = train_project(
             project, steps=args.steps, device=args.device, resume=args.resume,
-            restart=args.restart, on_event=_print_event,
+            restart=args.restart, on_event=lambda event: _print_event(event, progress),
             should_stop=lambda: stop["requested"],
         )
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         shutdown()
     best = "" if outcome.best_val_loss == float("inf") else f", best val loss {outcome.best_val_loss:.4f}"
     print(f"{outcome.status} at step {outcome.step}{best} (run {outcome.run_id})")
     return 0
 
 
-def _print_event(event: dict[str, Any]) -> None:
+def _print_event(event: dict[str, Any], progress: Progress) -> None:
     kind, step = event["event"], event["step"]
+    progress.update(event)
     if kind == "config":
         log.info("training %s (%s parameters) on %s%s", event["model"],
                  f"{event['parameters']:,}", event["device"],
                  f", {event['world_size']} processes" if event["world_size"] > 1 else "")
     elif kind == "step":
-        log.info("step %6d  loss %.4f  lr %.2e  %8.0f tok/s", step, event["train_loss"],
-                 event["lr"], event["tokens_per_s"])
+        log.info("%s", progress.step_line(event))
     elif kind == "eval":
         parts = [f"val loss {event['val_loss']:.4f}"] if event.get("val_loss") is not None else []
         parts += [f"ppl {event['val_ppl']:.2f}"] if event.get("val_ppl") is not None else []
         parts += [f"{k} {event[k]:.2f}" for k in ("bleu", "chrf") if event.get(k) is not None]
-        log.info("step %6d  %s%s", step, "  ".join(parts), "  (best)" if event.get("best") else "")
+        log.info("%s  %s%s", progress.position(step), "  ".join(parts),
+                 "  (best)" if event.get("best") else "")
     elif kind == "sample":
         for sample in event["samples"]:
             log.info("    %s -> %s", sample["prompt"], sample["output"])
@@ -299,6 +305,17 @@ def cmd_models(args: argparse.Namespace) -> int:
     for s in specs:
         print(f"{s.name:14} {s.kind:8} {','.join(s.tasks):24} {s.description}")
     return 0
+
+
+def _checkpoint_summary(ckpt: dict[str, Any]) -> str:
+    """``step 300, 2.1 MB, resumable (PATH)`` from an ``info()["checkpoints"]`` entry."""
+    from textgen_core.training.checkpoint import format_size
+
+    parts = [f"step {ckpt['step']}"] if ckpt.get("step") is not None else []
+    parts.append(format_size(ckpt["bytes"]))
+    if ckpt.get("resumable") is not None:
+        parts.append("resumable" if ckpt["resumable"] else "for writing only")
+    return f"{', '.join(parts)} ({ckpt['path']})"
 
 
 def _settings(settings: dict[str, Any]) -> str:

@@ -7,8 +7,9 @@
       tokenizer.model       sentencepiece model (source side, or shared)
       tokenizer.tgt.model   target-side model when the vocabularies are separate
       data/                 the splits as they were made (train/valid/test .jsonl, or .txt for novels)
-      checkpoints/          last.pt and best.pt
+      checkpoints/          last.pt (resumable: with optimizer, data and RNG state) and best.pt (for writing)
       runs/<id>/metrics.jsonl   one JSON object per training event
+      training.lock         while a trainer runs: who it is (one trainer per project)
 
 ``Project.create`` reads the corpus, makes the splits reproducibly from the seed, trains the
 tokenizer on the training split and writes the settings; nothing else is needed to train.
@@ -26,11 +27,11 @@ from typing import Any
 
 from textgen_core import models
 from textgen_core.config import TRAIN_PRESETS, DataConfig, ProjectConfig, TrainConfig
-from textgen_core.corpus import TASKS, Corpus, Pair, load_corpus, split_pairs, split_text
+from textgen_core.corpus import TASKS, Corpus, Pair, load_corpus, split_pairs, split_text, splits_by_source
 from textgen_core.decoding.search import DecodeConfig
 from textgen_core.errors import ConfigError, TextGenError
 from textgen_core.tokenizer import Tokenizer, TokenizerConfig
-from textgen_core.training.checkpoint import atomic_write_bytes
+from textgen_core.training.checkpoint import atomic_write_bytes, read_summary
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,7 @@ class Project:
         parts = split_pairs(
             corpus.pairs, valid_fraction=data.valid_fraction,
             test_fraction=data.test_fraction, seed=data.split_seed,
+            by_source=splits_by_source(corpus.task),
         )
         for split in SPLITS:
             lines = [
@@ -239,7 +241,9 @@ class Project:
         for which in ("last", "best"):
             path = self.checkpoint_path(which)
             if path.is_file():
-                checkpoints[which] = str(path)
+                summary = read_summary(path)
+                checkpoints[which] = {"path": str(path), "bytes": summary.bytes, "step": summary.step,
+                                      "resumable": summary.resumable}
         return {
             "project": str(self.root),
             "name": cfg.name,

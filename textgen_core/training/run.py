@@ -1,9 +1,11 @@
 """Train a project: the one entry point shared by ``textgen train``, torchrun and the studio.
 
-Builds tokenizers, batches, model and optimizer from the project (or restores all of them, with the
-RNG and the data position, from ``checkpoints/last.pt`` when resuming), runs the
-:class:`~textgen_core.training.trainer.Trainer`, and records every event in
-``runs/<id>/metrics.jsonl``.
+Takes the project's training lock (one trainer per project), clears temporaries an interrupted run
+left in ``checkpoints/``, builds tokenizers, batches, model and optimizer from the project (or
+restores all of them, with the RNG and the data position, from ``checkpoints/last.pt`` when
+resuming), runs the :class:`~textgen_core.training.trainer.Trainer`, and records every event in
+``runs/<id>/metrics.jsonl``. last.pt holds everything a resume needs; best.pt only what writing
+needs.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -27,7 +30,16 @@ from textgen_core.devices import resolve_device
 from textgen_core.errors import CheckpointError, TextGenError, TrainingError
 from textgen_core.project import Project
 from textgen_core.training import distributed
-from textgen_core.training.checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint
+from textgen_core.training.checkpoint import (
+    TRAINING_KEYS,
+    DiskFullError,
+    format_size,
+    load_checkpoint,
+    read_summary,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
+from textgen_core.training.lock import TrainingLock
 from textgen_core.training.tasks import TaskData, build_task
 from textgen_core.training.trainer import (
     Event,
@@ -57,12 +69,27 @@ def train_project(
     on_event: Callable[[Event], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainOutcome:
-    """Train (or resume training of) ``project``; see the module docstring."""
+    """Train (or resume training of) ``project``; see the module docstring.
+
+    One trainer per project: the project's training lock is held for the whole run (by rank 0 under
+    torchrun) and a second trainer is refused with :class:`TrainingError` naming the first.
+    """
     cfg = project.config.train
     if steps is not None:
         if steps < 1:
             raise TextGenError(f"--steps must be at least 1, got {steps}")
         cfg = replace(cfg, steps=steps)
+    main = int(os.environ.get("RANK", "0")) == 0       # torchrun's rank; the only one that writes
+    with TrainingLock(project.root, enabled=main):
+        if main:
+            remove_stale_temporaries(project.checkpoint_dir)
+        return _train(project, cfg, device, resume, restart, on_event, should_stop)
+
+
+def _train(
+    project: Project, cfg: TrainConfig, device: str | None, resume: bool, restart: bool,
+    on_event: Callable[[Event], None] | None, should_stop: Callable[[], bool] | None,
+) -> TrainOutcome:
     choice = device or cfg.device
     dist = distributed.init_from_env(choice if choice != "auto" else _auto_kind())
     dev = resolve_device(choice, dist.local_rank)
@@ -93,22 +120,13 @@ def train_project(
         if on_event is not None:
             on_event(event)
 
-    written: tuple[int, Path] | None = None   # (step, file) of the last checkpoint serialised
-
-    def save(which: str, st: TrainState) -> Path:
-        nonlocal written
-        path = project.checkpoint_path(which)
-        if written is not None and written[0] == st.step and written[1] != path:
-            return copy_checkpoint(written[1], path)   # "best" right after "last": same bytes
-        content = _content(project, name, model, optimizer, trainer, task, st, src_tok, tgt_tok, cfg)
-        written = (st.step, save_checkpoint(path, content))
-        return path
-
+    saver = _CheckpointSaver(project, name, model, optimizer, task, (src_tok, tgt_tok), cfg, emit)
     trainer = Trainer(
-        trained, cfg, task.train, task.hooks, state, device=dev, optimizer=optimizer, save=save,
+        trained, cfg, task.train, task.hooks, state, device=dev, optimizer=optimizer, save=saver,
         on_event=emit, should_stop=should_stop, dist=dist,
         scaler_state=ckpt.get("scaler") if ckpt else None,
     )
+    saver.scaler = trainer.scaler
     emit({"event": "config", "step": state.step, "time": time.time(), "device": str(dev),
           "model": name, "parameters": model.num_parameters(),
           "world_size": dist.world_size, "resumed": ckpt is not None})
@@ -134,7 +152,13 @@ def _checkpoint_to_resume(last: Path, resume: bool, restart: bool) -> dict[str, 
     if resume:
         if not last.is_file():
             raise CheckpointError(f"{last}: nothing to resume; train without --resume first")
-        return load_checkpoint(last)
+        ckpt = load_checkpoint(last)
+        if any(key not in ckpt for key in TRAINING_KEYS):
+            raise CheckpointError(
+                f"{last}: holds the model only, not the training state; it cannot be resumed "
+                "(start over with --restart)"
+            )
+        return ckpt
     if last.is_file() and not restart:
         raise TextGenError(
             f"{last.parent.parent}: already has a trained model; continue it with --resume or "
@@ -181,35 +205,79 @@ def _restore(
         raise CheckpointError(f"{path}: does not fit this project: {reason}") from None
 
 
-def _content(
-    project: Project, name: str, model: nn.Module, optimizer: torch.optim.Optimizer,
-    trainer: Trainer, task: TaskData, state: TrainState, src_tok: Any, tgt_tok: Any,
-    cfg: TrainConfig,
-) -> dict[str, Any]:
-    tokenizers = {"src": src_tok.to_bytes()}
-    if tgt_tok is not src_tok:
-        tokenizers["tgt"] = tgt_tok.to_bytes()
-    return {
-        "model_name": name,
-        "model_config": models.config_to_dict(model.config),
-        "task": project.config.task,
-        "tokenizers": tokenizers,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scaler": trainer.scaler.state_dict(),
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        },
-        "data_state": task.train.state_dict(),
-        "step": state.step,
-        "train_state": {
-            "run_id": state.run_id, "best_val_loss": state.best_val_loss,
-            "bad_evals": state.bad_evals, "last_val_loss": state.last_val_loss,
-        },
-        "val_loss": state.last_val_loss,
-        "train_config": dataclasses.asdict(cfg),
-    }
+class _CheckpointSaver:
+    """The trainer's ``save``: last.pt with everything ``--resume`` needs, best.pt slim.
+
+    best.pt is what writing and evaluation load (model, config, tokenizers): it leaves out the
+    optimizer state (twice the weights' size for AdamW), the data position and the RNG state, which
+    only continuing a run needs, and ``--resume`` reads last.pt alone.
+    """
+
+    def __init__(
+        self, project: Project, name: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+        task: TaskData, tokenizers: tuple[Any, Any], cfg: TrainConfig,
+        emit: Callable[[Event], None],
+    ) -> None:
+        self.project, self.name, self.model, self.optimizer = project, name, model, optimizer
+        self.task, self.tokenizers, self.cfg, self.emit = task, tokenizers, cfg, emit
+        self.scaler: torch.amp.GradScaler | None = None
+
+    def __call__(self, which: str, state: TrainState) -> Path:
+        path = self.project.checkpoint_path(which)
+        try:
+            return save_checkpoint(path, self.content(state, resumable=which == "last"))
+        except DiskFullError as exc:
+            message = _disk_full_message(exc, state.step)
+            self.emit({"event": "failed", "step": state.step, "time": time.time(), "message": message})
+            raise TrainingError(message) from None
+
+    def content(self, state: TrainState, *, resumable: bool) -> dict[str, Any]:
+        src_tok, tgt_tok = self.tokenizers
+        tokenizers = {"src": src_tok.to_bytes()}
+        if tgt_tok is not src_tok:
+            tokenizers["tgt"] = tgt_tok.to_bytes()
+        content: dict[str, Any] = {
+            "model_name": self.name,
+            "model_config": models.config_to_dict(self.model.config),
+            "task": self.project.config.task,
+            "tokenizers": tokenizers,
+            "model": self.model.state_dict(),
+            "step": state.step,
+            "train_state": {
+                "run_id": state.run_id, "best_val_loss": state.best_val_loss,
+                "bad_evals": state.bad_evals, "last_val_loss": state.last_val_loss,
+            },
+            "val_loss": state.last_val_loss,
+            "train_config": dataclasses.asdict(self.cfg),
+        }
+        if resumable:
+            content.update({
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                },
+                "data_state": self.task.train.state_dict(),
+            })
+        return content
+
+
+def _disk_full_message(exc: DiskFullError, step: int) -> str:
+    """Which folder is full, what the checkpoint needs, and which checkpoint is still there."""
+    name = exc.path.name
+    kept = read_summary(exc.path) if exc.path.is_file() else None
+    if kept is None:
+        keep = f"there is no earlier {name}"
+    elif kept.step is not None:
+        keep = f"the {name} of step {kept.step} is kept intact"
+    else:
+        keep = f"the earlier {name} is kept intact"
+    return (
+        f"{exc.path.parent}: disk full while saving the checkpoint of step {step} ({name} needs "
+        f"{format_size(exc.needed)}, {format_size(exc.free)} free); {keep}; free some space there, "
+        "then resume training"
+    )
 
 
 class _MetricsWriter:

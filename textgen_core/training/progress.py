@@ -1,0 +1,54 @@
+"""Progress of a training run for the command line: ``step 120/400 (30%) ... ETA 1m05s``.
+
+:class:`Progress` follows the trainer's events. The ETA is the steps still to go divided by this
+run's pace so far (evaluations and checkpoints included, since they will happen again).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+def format_eta(seconds: float | None) -> str:
+    """``42s``, ``1m05s``, ``2h03m``; ``?`` while unknown."""
+    if seconds is None:
+        return "?"
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+@dataclass
+class Progress:
+    """The target step and this run's pace, learnt from the "start" event."""
+
+    target: int | None = None
+    first_step: int = 0
+    first_time: float = 0.0
+
+    def update(self, event: dict[str, Any]) -> None:
+        if event["event"] == "start":
+            self.target = int(event["steps"])
+            self.first_step, self.first_time = int(event["step"]), float(event["time"])
+
+    def eta_seconds(self, step: int, now: float) -> float | None:
+        done, elapsed = step - self.first_step, now - self.first_time
+        if self.target is None or done <= 0 or elapsed <= 0:
+            return None
+        return max(0, self.target - step) * elapsed / done
+
+    def position(self, step: int) -> str:
+        """``step 120/400`` (``step 120`` before the target is known)."""
+        return f"step {step}/{self.target}" if self.target else f"step {step}"
+
+    def step_line(self, event: dict[str, Any]) -> str:
+        """The log line of a "step" event."""
+        step = int(event["step"])
+        percent = f" ({100 * step // self.target}%)" if self.target else ""
+        eta = format_eta(self.eta_seconds(step, float(event["time"])))
+        return (f"{self.position(step)}{percent}  loss {event['train_loss']:.4f}  lr {event['lr']:.2e}  "
+                f"{event['tokens_per_s']:.0f} tok/s  ETA {eta}")
