@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from textgen_core.errors import TextGenError
+from textgen_core.errors import NotTrainedError, TextGenError
 from textgen_core.training.progress import Progress
 
 log = logging.getLogger("textgen")
@@ -112,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TextGenError as exc:
         if args.debug:
             raise
-        sys.stderr.write(f"error: {exc}\n")
+        hint = f"; run textgen train {args.dir} first" if isinstance(exc, NotTrainedError) else ""
+        sys.stderr.write(f"error: {exc}{hint}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")

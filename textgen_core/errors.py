@@ -24,5 +24,10 @@ class CheckpointError(TextGenError):
     """A checkpoint is missing, damaged, tampered with or does not fit the project."""
 
 
+class NotTrainedError(CheckpointError):
+    """The project has no trained model yet. The message says only that; each front end adds how
+    to train one in its own terms (the CLI: ``textgen train``; the studio: the Training panel)."""
+
+
 class TrainingError(TextGenError):
     """Training cannot go on (non-finite loss, out of memory, ...); says what to change."""

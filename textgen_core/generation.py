@@ -29,7 +29,7 @@ from textgen_core.decoding.constraints import (
 from textgen_core.decoding.search import DecodeConfig, Hypothesis, generate
 from textgen_core.decoding.steppers import make_stepper
 from textgen_core.devices import resolve_device
-from textgen_core.errors import CheckpointError, TextGenError
+from textgen_core.errors import CheckpointError, NotTrainedError, TextGenError
 from textgen_core.evaluation import same_length_output
 from textgen_core.project import Project
 from textgen_core.tokenizer import Tokenizer
@@ -116,9 +116,7 @@ class Generator:
         if not path.is_file():
             path = project.checkpoint_path("last")
         if not path.is_file():
-            raise CheckpointError(
-                f"{project.root}: no trained model yet; run textgen train {project.root} first"
-            )
+            raise NotTrainedError(f"{project.root}: no trained model yet")
         return cls.from_checkpoint(path, device)
 
     @property
