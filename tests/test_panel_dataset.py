@@ -108,8 +108,7 @@ def test_bad_input_shows_one_red_line(panel, tmp_path, case):
     else:
         a.write_text("hello world\n", encoding="utf-8")
         files, task = [a], "translation"
-    panel.set_task(task)
-    panel.load_files([str(f) for f in files])
+    panel.load_files([str(f) for f in files], task=task)
     assert panel.corpus() is None
     message = panel.error_text()
     assert message and "\n" not in message and "Traceback" not in message
@@ -117,6 +116,39 @@ def test_bad_input_shows_one_red_line(panel, tmp_path, case):
     assert "c62828" in panel.error_label.styleSheet()
     assert not panel.create_button.isEnabled()
     assert panel.table.rowCount() == 0 and panel.histogram_data() == ([], [])
+
+
+def test_choosing_a_novel_while_the_task_says_couplet_guesses_continuation(panel, monkeypatch):
+    panel.set_task("couplet")
+    asked = []
+    monkeypatch.setattr(panel, "ask_for_files", lambda start: asked.append(start) or [str(NOVEL)])
+    panel.choose_button.click()
+    assert asked == [""]
+    assert panel.task() == "continuation" and panel.error_text() == ""
+    assert panel.corpus() is not None and panel.corpus().task == "continuation"
+    assert panel.guess_label.isVisible() and "one plain-text file" in panel.guess_text()
+
+    panel.task_combo.setCurrentIndex(panel.task_combo.findData("translation"))   # the user disagrees
+    assert panel.task() == "translation" and not panel.guess_label.isVisible()
+    assert "no tab" in panel.error_text()                       # and is told what that task needs
+    panel.set_task("continuation")
+    assert panel.guess_text() and panel.corpus() is not None
+
+    monkeypatch.setattr(panel, "ask_for_files", lambda start: asked.append(start) or [])
+    panel.choose_files()                                        # the dialog was cancelled: no change
+    assert asked[-1] == str(NOVEL.parent) and panel.paths() == [str(NOVEL)]
+
+
+@pytest.mark.parametrize(("files", "task"), [(COUPLETS, "couplet"), ([TRANSLATION], "translation")])
+def test_pairs_are_guessed_and_a_given_task_is_kept(panel, files, task):
+    seen = []
+    panel.task_changed.connect(seen.append)
+    panel.set_task("continuation")
+    panel.load_files([str(f) for f in files])
+    assert panel.task() == task and panel.corpus() is not None and panel.guess_text()
+    assert seen == ["continuation", task]
+    panel.load_files([str(NOVEL)], task="couplet")           # an opened project's task stays
+    assert panel.task() == "couplet" and not panel.guess_text() and "no tab" in panel.error_text()
 
 
 def _drop(panel: DatasetPanel, paths: list[Path]) -> tuple[bool, bool]:

@@ -2,10 +2,11 @@
 
 The panel parses with :func:`textgen_core.corpus.load_corpus` and shows the detected encoding, the
 first rows as parsed, the train/valid/test sizes the project would make, a histogram of source
-lengths, warnings (amber) and errors (red, one line). Files over :attr:`DatasetPanel.async_bytes`
-are parsed on a worker thread (a ``ThreadPoolExecutor`` polled by a ``QTimer``) so the window
-never hangs. "Create project…" emits :attr:`DatasetPanel.create_requested`; creating the project
-is the caller's work.
+lengths, warnings (amber) and errors (red, one line). Files the user chooses set the task box to the
+task they look like (:func:`textgen_core.task_guess.guess_task`), with the reason below it. Files
+over :attr:`DatasetPanel.async_bytes` are parsed on a worker thread (a ``ThreadPoolExecutor`` polled
+by a ``QTimer``) so the window never hangs. "Create project…" emits
+:attr:`DatasetPanel.create_requested`; creating the project is the caller's work.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPalette
 
 from textgen_core.corpus import Corpus, load_corpus, split_pairs, split_text
 from textgen_core.errors import TextGenError
+from textgen_core.task_guess import guess_task
 
 TASK_CHOICES = (
     ("Couplet", "couplet"), ("Novel continuation", "continuation"), ("Translation", "translation")
@@ -33,6 +35,7 @@ PREVIEW_ROWS = 50
 SPLITS = ("train", "valid", "test")
 ERROR_STYLE = "color: #c62828;"
 WARNING_STYLE = "color: #b26a00;"
+GUESS_STYLE = "color: #2e7d32;"
 
 
 @dataclass
@@ -83,6 +86,7 @@ class DatasetPanel(qw.QWidget):
 
     create_requested = Signal(str, list, bool)  # task, paths, swap
     parsed = Signal()  # a parse finished (successfully or with an error); see corpus()/error_text()
+    task_changed = Signal(str)  # the task box changed (by the user, a guess or set_task)
 
     async_bytes = 5 * 1024 * 1024  # files larger than this together are parsed on a worker thread
 
@@ -90,6 +94,7 @@ class DatasetPanel(qw.QWidget):
         super().__init__(parent)
         self.setAcceptDrops(True)
         self._paths: list[str] = []
+        self._guess: tuple[str, str] | None = None  # (task, why) guessed for the files loaded last
         self._result = ParseResult()
         self._generation = 0  # bumps on every request; stale worker results are dropped
         self._pending: tuple[int, Future] | None = None
@@ -100,13 +105,42 @@ class DatasetPanel(qw.QWidget):
         self._show_result()
 
     # ----------------------------------------------------------------- public API
-    def load_files(self, paths: list[str]) -> None:
-        """Take these corpus files and parse them for the current task."""
+    def load_files(self, paths: list[str], task: str | None = None) -> None:
+        """Take these corpus files and parse them for ``task``, or for the task they look like
+        (the guess and its reason are shown below the task box; the user may pick another)."""
         self._paths = [os.fspath(p) for p in paths]
         names = ", ".join(Path(p).name for p in self._paths)
         self.files_label.setText(names or self._no_files_text())
         self.files_label.setToolTip("\n".join(self._paths))
+        guess = guess_task(self._paths) if task is None else None
+        self._guess = (guess.task, f"Task guessed from the files: {guess.reason}.") if guess else None
+        index = self.task_combo.findData(task or (guess.task if guess else self.task()))
+        if index != self.task_combo.currentIndex():
+            self.task_combo.blockSignals(True)  # one parse below, not one here and another there
+            self.task_combo.setCurrentIndex(index)
+            self.task_combo.blockSignals(False)
+            self._task_changed(reparse=False)
+        self._show_guess()
         self._reparse()
+
+    def choose_files(self) -> None:
+        """Ask for corpus files (see :meth:`ask_for_files`) and load them."""
+        start = str(Path(self._paths[0]).parent) if self._paths else ""
+        paths = self.ask_for_files(start)
+        if paths:
+            self.load_files(paths)
+
+    def ask_for_files(self, start: str) -> list[str]:
+        """The file dialog behind "Choose files…" and File ▸ New (tests replace it)."""
+        paths, _ = qw.QFileDialog.getOpenFileNames(
+            self, "Choose corpus files (one or two)", start,
+            "Text corpora (*.txt *.tsv *.csv);;All files (*)",
+        )
+        return list(paths)
+
+    def guess_text(self) -> str:
+        """Why the task box shows its task, while that is the task guessed from the files; else ""."""
+        return "" if self.guess_label.isHidden() else self.guess_label.text()
 
     def set_task(self, task: str) -> None:
         """Select "couplet", "continuation" or "translation" (re-parses the files)."""
@@ -175,13 +209,18 @@ class DatasetPanel(qw.QWidget):
     # ----------------------------------------------------------------- layout
     def _build(self) -> None:
         self.choose_button = qw.QPushButton("Choose files…")
-        self.choose_button.clicked.connect(self._choose_files)
+        self.choose_button.clicked.connect(self.choose_files)
         self.files_label = qw.QLabel(self._no_files_text())
         self.files_label.setWordWrap(True)
         self.task_combo = qw.QComboBox()
         for label, name in TASK_CHOICES:
             self.task_combo.addItem(label, name)
         self.task_combo.currentIndexChanged.connect(self._task_changed)
+        self.guess_label = qw.QLabel()
+        self.guess_label.setStyleSheet(GUESS_STYLE)
+        self.guess_label.setWordWrap(True)
+        self.guess_label.setToolTip("Not right? Pick the task in the box above.")
+        self.guess_label.hide()
         self.swap_check = qw.QCheckBox("Swap direction (target → source)")
         self.swap_check.setToolTip("Translate from the second column to the first")
         self.swap_check.toggled.connect(self._reparse)
@@ -246,6 +285,7 @@ class DatasetPanel(qw.QWidget):
         layout = qw.QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(options)
+        layout.addWidget(self.guess_label)
         layout.addLayout(form)
         layout.addWidget(self.warning_label)
         layout.addWidget(self.error_label)
@@ -258,18 +298,18 @@ class DatasetPanel(qw.QWidget):
         return "No corpus yet: choose one or two files, or drop them here."
 
     # ----------------------------------------------------------------- user actions
-    def _choose_files(self) -> None:
-        start = str(Path(self._paths[0]).parent) if self._paths else ""
-        paths, _ = qw.QFileDialog.getOpenFileNames(
-            self, "Choose corpus files (one or two)", start,
-            "Text corpora (*.txt *.tsv *.csv);;All files (*)",
-        )
-        if paths:
-            self.load_files(paths)
-
-    def _task_changed(self, *_: object) -> None:
+    def _task_changed(self, *_: object, reparse: bool = True) -> None:
         self.swap_check.setEnabled(self.task() == "translation")
-        self._reparse()
+        self._show_guess()
+        self.task_changed.emit(self.task())
+        if reparse:
+            self._reparse()
+
+    def _show_guess(self) -> None:
+        """The guess's reason, while the task box shows the guessed task."""
+        text = self._guess[1] if self._guess and self._guess[0] == self.task() else ""
+        self.guess_label.setText(text)
+        self.guess_label.setVisible(bool(text))
 
     def _request_create(self) -> None:
         if self.corpus() is not None:
