@@ -15,6 +15,7 @@ from typing import Any
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -45,6 +46,7 @@ class MainWindow(QMainWindow):
         self.training = TrainingController(self)
         self.generation = GenerationController(self)
         self.preloader = Preloader(self)
+        self._asked_to_quit = False
         self.placeholder = QLabel("Loading TextGen Studio…")
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setCentralWidget(self.placeholder)
@@ -140,7 +142,8 @@ class MainWindow(QMainWindow):
         self.recent_menu = menu.addMenu("Open &recent")
         self._refresh_recent()
         menu.addSeparator()
-        self._add_action(menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        # Ctrl+Q (Cmd+Q on macOS) everywhere: the platform's standard Quit key is empty on Windows
+        self._add_action(menu, "&Quit", QKeySequence("Ctrl+Q"), self.close)
         self.view_menu = self.menuBar().addMenu("&View")
         help_menu = self.menuBar().addMenu("&Help")
         self._add_action(help_menu, "&About TextGen Studio", None, self._about)
@@ -180,11 +183,22 @@ class MainWindow(QMainWindow):
         self.when_loaded(lambda: self.open_project(folder))
 
     def choose_project(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open project folder")
+        folder = self.ask_for_project_folder()
         if folder:
             self.open_project(Path(folder))
 
+    def ask_for_project_folder(self) -> str:
+        """File ▸ Open's folder dialog, starting in the projects folder (tests replace it)."""
+        from textgen_core.samples import user_projects_dir
+
+        return QFileDialog.getExistingDirectory(self, "Open project folder", str(user_projects_dir()))
+
+    def ask_for_new_project_folder(self, suggested: Path) -> str:
+        """The folder a new project goes into: a save dialog at ``suggested`` (tests replace it)."""
+        return QFileDialog.getSaveFileName(self, "New project folder", str(suggested))[0]
+
     def new_project(self) -> None:
+        """File ▸ New: choose corpus files in the Dataset panel, then "Create project…" there."""
         self.build_panels()
         self.show_panel("dataset")
         self.panels["dataset"].choose_files()
@@ -215,8 +229,8 @@ class MainWindow(QMainWindow):
         p = self.panels
         p["dataset"].set_task(cfg.task)
         sources = [f for f in cfg.sources if Path(f).is_file()]
-        if sources and len(sources) == len(cfg.sources):
-            p["dataset"].load_files(sources)      # preview and histogram of the project's corpus
+        if sources and len(sources) == len(cfg.sources):   # preview and histogram of its corpus
+            p["dataset"].load_files(sources, task=cfg.task)
         p["dataset"].show_project_info(info)
         p["model"].set_task(cfg.task)
         p["model"].set_vocab_size(info["tokenizer"]["vocab_size"], info["tokenizer"]["tgt_vocab_size"])
@@ -274,8 +288,16 @@ class MainWindow(QMainWindow):
         event.acceptProposedAction()
 
     # ------------------------------------------------------------------ closing
+    def quit_now(self) -> None:
+        """Close without asking (the session ends, or the process was told to stop): training
+        stops after the current step and saves its checkpoint, then the studio exits."""
+        log.info("asked to quit: closing the studio")
+        self._asked_to_quit = True
+        self.close()
+        QApplication.quit()            # also ends the loop of a dialog that may be open
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.training.running:
+        if self.training.running and not self._asked_to_quit:
             answer = QMessageBox.question(
                 self, "TextGen Studio",
                 "Training is running. Stop it, save a checkpoint and quit?",
@@ -283,6 +305,7 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
+        if self.training.running:
             self.statusBar().showMessage("Stopping training and saving a checkpoint…")
             self.training.shutdown()
         self.generation.shutdown()

@@ -6,12 +6,15 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QMessageBox
 
 if TYPE_CHECKING:
     from app.window import MainWindow
 
 log = logging.getLogger(__name__)
+NOT_TRAINED = "This project has no trained model yet: press Start in the Training panel first."
+NOT_TRAINED_RUNNING = ("Training has not saved a model yet; it does at its first evaluation. "
+                       "Write again after that.")
 
 
 def connect_panels(win: MainWindow) -> None:
@@ -37,6 +40,14 @@ def connect_panels(win: MainWindow) -> None:
     p["model"].apply_requested.connect(lambda: apply_model_settings(win))
     p["dataset"].create_requested.connect(
         lambda task, paths, swap: create_project(win, task, paths, swap))
+    p["dataset"].task_changed.connect(lambda task: _model_follows_task(win, task))
+
+
+def _model_follows_task(win: MainWindow, task: str) -> None:
+    """With no project open, the Model panel offers the architectures of the task the Dataset panel
+    shows (its settings are for the project created next); otherwise it keeps the open project's."""
+    if win.project is None:
+        win.panels["model"].set_task(task)
 
 
 # ---------------------------------------------------------------------- training
@@ -125,6 +136,9 @@ def on_training_failed(win: MainWindow, message: str) -> None:
 def request_generation(win: MainWindow, text: str, config: Any, mode: str) -> None:
     if win.project is None:
         return
+    if not any(win.project.checkpoint_path(which).is_file() for which in ("best", "last")):
+        win.panels["write"].show_error(NOT_TRAINED_RUNNING if win.training.running else NOT_TRAINED)
+        return
     win.panels["write"].set_busy(True)
     win.generation.generate(text, config, stream=mode == "continuation")
 
@@ -157,13 +171,11 @@ def create_project(win: MainWindow, task: str, paths: list[str], swap: bool) -> 
     from textgen_core.errors import TextGenError
     from textgen_core.project import Project
 
-    folder = QFileDialog.getSaveFileName(win, "New project folder",
-                                         str(Path.home() / f"{task}-project"))[0]
+    folder = win.ask_for_new_project_folder(suggested_project_folder(task))
     if not folder:
         return
-    model = win.panels["model"]
-    overrides = model.overrides() + (["data.swap=true"] if swap else [])
-    name, _, _ = model.settings()
+    name, overrides = new_project_model(win, task)
+    overrides += ["data.swap=true"] if swap else []
     try:
         win.statusBar().showMessage("Creating project (training the tokenizer)…")
         project = Project.create(folder, task, paths, model=name, overrides=overrides)
@@ -171,3 +183,30 @@ def create_project(win: MainWindow, task: str, paths: list[str], swap: bool) -> 
         win.error(str(exc))
         return
     win.open_project(project.root)
+
+
+def new_project_model(win: MainWindow, task: str) -> tuple[str | None, list[str]]:
+    """The architecture and settings of a new ``task`` project: the Model panel's when it shows an
+    architecture for that task (the open project's, or one the user picked), else the task's
+    default (None) with its default settings."""
+    from textgen_core import models
+
+    model = win.panels["model"]
+    name, _, _ = model.settings()
+    if model.task() != task or not name or task not in models.get_spec(name).tasks:
+        return None, []
+    return name, model.overrides()
+
+
+def suggested_project_folder(task: str) -> Path:
+    """A new folder in the projects folder (where the sample projects live): ``<task>-project``,
+    or ``<task>-project-2`` and so on when that exists."""
+    from textgen_core.samples import user_projects_dir
+
+    base = user_projects_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    folder, n = base / f"{task}-project", 1
+    while folder.exists():
+        n += 1
+        folder = base / f"{task}-project-{n}"
+    return folder

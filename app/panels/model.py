@@ -187,6 +187,10 @@ class ModelPanel(qw.QWidget):
         else:  # a registered model serves the task, so default_model() finds one
             self._select(models.default_model(task) if specs else "", preset=self._preset_name())
 
+    def task(self) -> str:
+        """The task whose architectures are offered."""
+        return self._task
+
     def set_vocab_size(self, vocab_size: int, tgt_vocab_size: int | None = None) -> None:
         """The tokenizers' vocabulary sizes used for the parameter count (default 5000 each)."""
         self._vocab = max(int(vocab_size), 1)
