@@ -30,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from app.fonts import register_cjk_font
     from app.logs import setup_logging
+    from app.termination import quit_on_termination
     from app.window import MainWindow
 
     setup_logging()
@@ -38,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setOrganizationName("TextGen Studio")
     register_cjk_font(app)
     window = MainWindow()
+    quit_on_termination(window)         # SIGTERM / logout: stop training, save, exit like a close
     window.show()
     app.processEvents()
     visible_s = time.perf_counter() - launched          # the window is on screen; torch not loaded
