@@ -52,6 +52,22 @@ def test_empty_input_gives_zero_and_mismatch_raises() -> None:
         metrics.chrf(["a", "b"], [])
 
 
+def test_bleu_and_chrf_use_every_reference() -> None:
+    # the output is a correct translation, but only the second reference says it that way
+    hyps = ["I'm going to bed now.", "Tom came back yesterday."]
+    first = ["I am going to sleep.", "Tom returned yesterday."]
+    refs = [["I am going to sleep.", "I'm going to bed now."], "Tom returned yesterday."]
+    assert metrics.bleu(hyps, refs) > metrics.bleu(hyps, first)
+    assert metrics.chrf(hyps, refs) > metrics.chrf(hyps, first)
+    # a hypothesis with fewer references leaves sacrebleu's later streams empty (None)
+    streams = [[refs[0][0], refs[1]], [refs[0][1], None]]
+    assert metrics.bleu(hyps, refs) == pytest.approx(sacrebleu.corpus_bleu(hyps, streams).score)
+    assert metrics.chrf(hyps, refs) == pytest.approx(sacrebleu.corpus_chrf(hyps, streams).score)
+    assert metrics.bleu(hyps, [[r] for r in first]) == pytest.approx(metrics.bleu(hyps, first))
+    with pytest.raises(ValueError, match="reference"):
+        metrics.bleu(["a"], [[]])
+
+
 def test_perplexity_is_overflow_safe() -> None:
     assert metrics.perplexity(0.0) == 1.0
     assert metrics.perplexity(math.log(10.0)) == pytest.approx(10.0)

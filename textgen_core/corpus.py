@@ -37,8 +37,11 @@ __all__ = [
     "Pair",
     "load_corpus",
     "read_text",
+    "reference_groups",
+    "source_groups",
     "split_pairs",
     "split_text",
+    "splits_by_source",
 ]
 
 logger = logging.getLogger(__name__)
@@ -255,21 +258,58 @@ def _load_continuation(names: list[str]) -> Corpus:
     return Corpus("continuation", (), text, encoding, (), tuple(names))
 
 
+def splits_by_source(task: str) -> bool:
+    """Whether the task's pairs are split, and scored, by source sentence.
+
+    Translation corpora list one source with several translations (Tatoeba: half the rows of
+    eng-fra share their English side), so its rows are grouped by source: all translations of a
+    source land in the same split and BLEU/chrF score one output per source against all of them.
+    Couplets keep one row per example.
+    """
+    return task == "translation"
+
+
+def source_groups(sources: Sequence[str]) -> list[list[int]]:
+    """Indices of equal sources together; groups in order of first occurrence, each ascending."""
+    groups: dict[str, list[int]] = {}
+    for i, source in enumerate(sources):
+        groups.setdefault(source, []).append(i)
+    return list(groups.values())
+
+
+def reference_groups(
+    pairs: Sequence[tuple[str, str]], *, by_source: bool
+) -> list[tuple[str, tuple[str, ...]]]:
+    """(source, references) to decode once and score: with ``by_source`` one per distinct source
+    holding all its targets in corpus order, otherwise one per pair."""
+    if not by_source:
+        return [(source, (target,)) for source, target in pairs]
+    groups = source_groups([source for source, _ in pairs])
+    return [(pairs[g[0]][0], tuple(pairs[i][1] for i in g)) for g in groups]
+
+
 def split_pairs(
     pairs: Sequence[Pair],
     *,
     valid_fraction: float = 0.05,
     test_fraction: float = 0.05,
     seed: int = 1234,
+    by_source: bool = False,
 ) -> dict[str, list[Pair]]:
     """Split into "train", "valid", "test" at random (reproducible from ``seed``).
 
-    Each split keeps corpus order. With at least 3 pairs, a non-zero fraction gets at least one
-    pair; train always keeps at least one. Raises ConfigError for fractions outside [0, 1).
+    ``by_source``: the unit drawn is a distinct source sentence with all its pairs, so no source
+    is in two splits; the fractions count sources. Without repeated sources both ways give the
+    same split. Each split keeps corpus order. With at least 3 units, a non-zero fraction gets at
+    least one; train always keeps at least one. Raises ConfigError for fractions outside [0, 1).
     """
-    n_valid, n_test = _split_sizes(len(pairs), valid_fraction, test_fraction)
-    picks = _pick(len(pairs), n_valid, n_test, seed)
-    return {split: [pairs[i] for i in indices] for split, indices in picks.items()}
+    groups = source_groups([p.source for p in pairs]) if by_source else [[i] for i in range(len(pairs))]
+    n_valid, n_test = _split_sizes(len(groups), valid_fraction, test_fraction)
+    picks = _pick(len(groups), n_valid, n_test, seed)
+    return {
+        split: [pairs[i] for i in sorted(i for g in picked for i in groups[g])]
+        for split, picked in picks.items()
+    }
 
 
 def split_text(

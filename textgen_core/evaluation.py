@@ -2,7 +2,9 @@
 
 Used by the trainer at each evaluation and by ``textgen evaluate``. Decoding here is a batched
 greedy search (many sentences per forward pass) because evaluation decodes whole sets; interactive
-generation with sampling and beams lives in :mod:`textgen_core.decoding`.
+generation with sampling and beams lives in :mod:`textgen_core.decoding`. Loss is per pair; for
+translation BLEU/chrF decode each distinct source once and score it against all its references
+(:func:`textgen_core.corpus.reference_groups`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from textgen_core import metrics
-from textgen_core.corpus import load_corpus
+from textgen_core.corpus import load_corpus, reference_groups, splits_by_source
 from textgen_core.data import BucketBatcher, LMBatch, LMWindows, Seq2SeqBatch, encode_pairs
 from textgen_core.project import Project
 from textgen_core.tokenizer import Tokenizer
@@ -128,7 +130,7 @@ def greedy_batch(
 
 def seq2seq_scores(
     model: nn.Module,
-    pairs: Sequence[tuple[str, str]],
+    groups: Sequence[tuple[str, Sequence[str]]],
     *,
     src_tok: Tokenizer,
     tgt_tok: Tokenizer,
@@ -136,12 +138,13 @@ def seq2seq_scores(
     device: torch.device,
     same_length: bool = False,
 ) -> dict[str, Any]:
-    """BLEU and chrF (sacrebleu) of greedy outputs against references, plus the outputs."""
-    sources = [src_tok.encode(src, per_char=same_length) for src, _ in pairs]
+    """BLEU and chrF (sacrebleu) of one greedy output per (source, references) group against all
+    the group's references, plus the outputs."""
+    sources = [src_tok.encode(src, per_char=same_length) for src, _ in groups]
     outputs = greedy_batch(model, sources, tokenizer=tgt_tok, max_len=max_len, device=device,
                            same_length=same_length)
     hyps = [tgt_tok.decode(ids) for ids in outputs]
-    refs = [ref for _, ref in pairs]
+    refs = [list(group_refs) for _, group_refs in groups]
     return {
         "bleu": metrics.bleu(hyps, refs),
         "chrf": metrics.chrf(hyps, refs),
@@ -152,7 +155,10 @@ def seq2seq_scores(
 def evaluate_project(
     project: Project, files: Sequence[str], *, checkpoint: str = "best", device: str = "auto"
 ) -> dict[str, Any]:
-    """``textgen evaluate``: loss and perplexity, and for seq2seq tasks BLEU and chrF."""
+    """``textgen evaluate``: loss and perplexity, and for seq2seq tasks BLEU and chrF.
+
+    ``examples`` counts pairs (the loss is per pair), ``sources`` the outputs decoded and scored.
+    """
     from textgen_core.generation import Generator
 
     gen = Generator.open(project, checkpoint, device)
@@ -173,7 +179,8 @@ def evaluate_project(
         eos_id=gen.tgt_tok.eos_id, max_len=max_len, shuffle=False,
     )
     loss = mean_loss(model, batches.iter_batches(), pad, dev)
-    scores = seq2seq_scores(model, pairs, src_tok=gen.src_tok, tgt_tok=gen.tgt_tok,
+    groups = reference_groups(pairs, by_source=splits_by_source(project.config.task))
+    scores = seq2seq_scores(model, groups, src_tok=gen.src_tok, tgt_tok=gen.tgt_tok,
                             max_len=max_len, device=dev, same_length=gen.forces_length)
-    return {"examples": len(pairs), "bleu": scores["bleu"], "chrf": scores["chrf"], "loss": loss,
-            "ppl": metrics.perplexity(loss)}
+    return {"examples": len(pairs), "sources": len(groups), "bleu": scores["bleu"],
+            "chrf": scores["chrf"], "loss": loss, "ppl": metrics.perplexity(loss)}

@@ -7,6 +7,10 @@ Conventions:
   empty set cannot crash training. Hypotheses and references of different lengths are a
   programming error and raise ValueError.
 * Scores are on sacrebleu's 0-100 scale.
+* A hypothesis may have several references (a source translated more than one way): pass a
+  sequence of strings in its place. sacrebleu takes references as parallel streams; a hypothesis
+  with fewer references than the most has ``None`` in the remaining streams, which sacrebleu
+  skips (an empty string would count as a reference of length 0).
 * Text counts as CJK when it contains a Han character (CJK Unified Ideographs and extensions,
   compatibility ideographs) or Japanese kana: scripts written without spaces between words.
   Korean (spaced) counts as non-CJK.
@@ -20,6 +24,8 @@ from collections.abc import Sequence
 
 import sacrebleu
 
+References = Sequence[str | Sequence[str]]  # per hypothesis: one reference or all of them
+
 _CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 
 
@@ -28,7 +34,7 @@ def has_cjk(text: str) -> bool:
     return _CJK.search(text) is not None
 
 
-def _check_pair(hypotheses: Sequence[str], references: Sequence[str]) -> bool:
+def _check_pair(hypotheses: Sequence[str], references: References) -> bool:
     """False when there is nothing to score; ValueError when the lengths differ."""
     if len(hypotheses) != len(references):
         raise ValueError(
@@ -37,27 +43,38 @@ def _check_pair(hypotheses: Sequence[str], references: Sequence[str]) -> bool:
     return len(hypotheses) > 0
 
 
-def bleu(
-    hypotheses: Sequence[str], references: Sequence[str], tokenize: str | None = None
-) -> float:
-    """Corpus BLEU (0-100) with one reference per hypothesis.
+def _streams(references: References) -> list[list[str | None]]:
+    """sacrebleu's reference streams: stream k holds every hypothesis's k-th reference or None."""
+    per_hyp = [[ref] if isinstance(ref, str) else list(ref) for ref in references]
+    for i, refs in enumerate(per_hyp):
+        if not refs or not all(isinstance(ref, str) for ref in refs):
+            raise ValueError(f"hypothesis {i} needs one or more reference strings, got {refs!r}")
+    width = max(len(refs) for refs in per_hyp)
+    return [[refs[k] if k < len(refs) else None for refs in per_hyp] for k in range(width)]
+
+
+def bleu(hypotheses: Sequence[str], references: References, tokenize: str | None = None) -> float:
+    """Corpus BLEU (0-100); each hypothesis has one reference or a sequence of them.
 
     ``tokenize=None`` picks sacrebleu's "zh" tokenizer when any reference contains CJK (each
     Chinese character is a word) and "13a" (the WMT default) otherwise. Empty input gives 0.0.
     """
     if not _check_pair(hypotheses, references):
         return 0.0
+    streams = _streams(references)
     if tokenize is None:
-        tokenize = "zh" if any(has_cjk(ref) for ref in references) else "13a"
-    result = sacrebleu.corpus_bleu(list(hypotheses), [list(references)], tokenize=tokenize)
+        cjk = any(ref is not None and has_cjk(ref) for stream in streams for ref in stream)
+        tokenize = "zh" if cjk else "13a"
+    result = sacrebleu.corpus_bleu(list(hypotheses), streams, tokenize=tokenize)
     return float(result.score)
 
 
-def chrf(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    """Corpus chrF (0-100, character 6-grams, beta 2); works as is for CJK. Empty input: 0.0."""
+def chrf(hypotheses: Sequence[str], references: References) -> float:
+    """Corpus chrF (0-100, character 6-grams, beta 2; with several references the best-matching
+    one counts); works as is for CJK. Empty input: 0.0."""
     if not _check_pair(hypotheses, references):
         return 0.0
-    return float(sacrebleu.corpus_chrf(list(hypotheses), [list(references)]).score)
+    return float(sacrebleu.corpus_chrf(list(hypotheses), _streams(references)).score)
 
 
 def perplexity(mean_nll: float) -> float:

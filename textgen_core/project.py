@@ -27,7 +27,7 @@ from typing import Any
 
 from textgen_core import models
 from textgen_core.config import TRAIN_PRESETS, DataConfig, ProjectConfig, TrainConfig
-from textgen_core.corpus import TASKS, Corpus, Pair, load_corpus, split_pairs, split_text
+from textgen_core.corpus import TASKS, Corpus, Pair, load_corpus, split_pairs, split_text, splits_by_source
 from textgen_core.decoding.search import DecodeConfig
 from textgen_core.errors import ConfigError, TextGenError
 from textgen_core.tokenizer import Tokenizer, TokenizerConfig
@@ -159,6 +159,7 @@ class Project:
         parts = split_pairs(
             corpus.pairs, valid_fraction=data.valid_fraction,
             test_fraction=data.test_fraction, seed=data.split_seed,
+            by_source=splits_by_source(corpus.task),
         )
         for split in SPLITS:
             lines = [

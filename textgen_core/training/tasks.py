@@ -1,8 +1,9 @@
 """What the generic trainer needs for each kind of model: batches, a loss, an evaluation.
 
 * seq2seq models (couplet, translation): length-bucketed pair batches; validation loss, perplexity,
-  BLEU/chrF of greedy outputs on the first ``train.bleu_examples`` validation pairs, and a few fixed
-  validation prompts with their outputs as samples.
+  BLEU/chrF of greedy outputs on the first ``train.bleu_examples`` validation pairs (translation:
+  distinct sources, each scored against all its references), and a few fixed validation prompts
+  with their outputs as samples.
 * language models (continuation): random windows of the token stream (nanoGPT's ``get_batch``);
   validation loss and perplexity on consecutive windows, and seeded continuations of fixed prompts.
 """
@@ -17,6 +18,7 @@ from torch import nn
 
 from textgen_core import metrics
 from textgen_core.config import TrainConfig
+from textgen_core.corpus import reference_groups, splits_by_source
 from textgen_core.data import BucketBatcher, LMWindows, encode_pairs
 from textgen_core.decoding.search import DecodeConfig, generate
 from textgen_core.decoding.steppers import make_stepper
@@ -69,6 +71,7 @@ def _seq2seq_task(
     train = batcher("train", True, dist.rank, dist.world_size)
     valid_pairs = [(p.source, p.target) for p in project.load_pairs("valid")]
     valid = batcher("valid", False) if valid_pairs else None
+    valid_groups = reference_groups(valid_pairs, by_source=splits_by_source(project.config.task))
 
     def written(net: nn.Module, prompts: list[str], greedy: list[str]) -> list[str]:
         """The samples as Write (and ``textgen generate``) writes them: the project's decoding
@@ -93,20 +96,21 @@ def _seq2seq_task(
             return {"val_loss": None}
         val = mean_loss(net, valid.iter_batches(), pad, device, cfg.eval_batches)
         result.update(val_loss=val, val_ppl=metrics.perplexity(val))
-        shown = valid_pairs[: max(cfg.bleu_examples, cfg.num_samples)]
+        shown = valid_groups[: max(cfg.bleu_examples, cfg.num_samples)]
         outputs = greedy_batch(
             net, [src_tok.encode(s, per_char=same_length) for s, _ in shown], tokenizer=tgt_tok,
             max_len=max_len, device=device, same_length=same_length,
         )
         hyps = [tgt_tok.decode(ids) for ids in outputs]
         if cfg.bleu_examples:
-            refs = [t for _, t in shown[: cfg.bleu_examples]]
+            refs = [list(targets) for _, targets in shown[: cfg.bleu_examples]]
             result["bleu"] = metrics.bleu(hyps[: len(refs)], refs)
             result["chrf"] = metrics.chrf(hyps[: len(refs)], refs)
         sampled = shown[: cfg.num_samples]
         outputs = written(net, [s for s, _ in sampled], hyps)
         result["samples"] = [
-            {"prompt": s, "output": h, "reference": t} for (s, t), h in zip(sampled, outputs)
+            {"prompt": s, "output": h, "reference": targets[0]}
+            for (s, targets), h in zip(sampled, outputs)
         ]
         return result
 
