@@ -26,6 +26,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=40, help="with --self-test: training steps")
     args = parser.parse_args(argv)
 
+    from app.platform_check import check_before_qt
+
+    if (code := check_before_qt()) is not None:     # X libraries missing: Qt would abort the process
+        return code
+
     from PySide6.QtWidgets import QApplication
 
     from app.fonts import register_cjk_font
