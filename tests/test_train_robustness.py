@@ -179,6 +179,22 @@ def test_disk_full_keeps_the_previous_checkpoint_and_says_so(trained, cli, monke
     assert events[-1]["event"] == "failed" and "disk full" in events[-1]["message"]
 
 
+def test_disk_full_while_recording_metrics_is_one_plain_error(tmp_path):
+    from textgen_core.training.run import _MetricsWriter
+
+    class FullDisk(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    writer = _MetricsWriter(tmp_path / "run" / "metrics.jsonl", True)
+    writer.handle.close()
+    writer.handle = FullDisk()
+    with pytest.raises(TrainingError, match=r"run: disk full while recording metrics.jsonl at step 7"):
+        writer.write({"event": "step", "step": 7})
+    writer.write({"event": "step", "step": 8})            # nothing more is recorded, nothing raised
+    writer.close()
+
+
 # ----------------------------------------------------------------------------- slim best.pt
 def test_best_is_slim_loads_for_writing_and_is_never_resumed(trained, cli, tmp_path):
     best, last = trained.checkpoint_path("best"), trained.checkpoint_path("last")

@@ -99,9 +99,14 @@ def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        if is_disk_full(exc):
             raise DiskFullError(path, len(data), shutil.disk_usage(path.parent).free) from None
         raise
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk or the user's quota is full."""
+    return isinstance(exc, OSError) and exc.errno in _DISK_FULL
 
 
 def _write_all(handle: BinaryIO, data: bytes | memoryview) -> None:

@@ -10,6 +10,7 @@ needs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -34,6 +35,7 @@ from textgen_core.training.checkpoint import (
     TRAINING_KEYS,
     DiskFullError,
     format_size,
+    is_disk_full,
     load_checkpoint,
     read_summary,
     remove_stale_temporaries,
@@ -228,7 +230,9 @@ class _CheckpointSaver:
             return save_checkpoint(path, self.content(state, resumable=which == "last"))
         except DiskFullError as exc:
             message = _disk_full_message(exc, state.step)
-            self.emit({"event": "failed", "step": state.step, "time": time.time(), "message": message})
+            with contextlib.suppress(TrainingError):       # the metrics may not fit either
+                self.emit({"event": "failed", "step": state.step, "time": time.time(),
+                           "message": message})
             raise TrainingError(message) from None
 
     def content(self, state: TrainState, *, resumable: bool) -> dict[str, Any]:
@@ -284,20 +288,34 @@ class _MetricsWriter:
     """Appends one JSON object per event; flushed each line so the studio can follow it live."""
 
     def __init__(self, path: Path, enabled: bool) -> None:
-        self.handle = None
+        self.path, self.handle = path, None
         if enabled:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.handle = path.open("a", encoding="utf-8")
 
     def write(self, event: Event) -> None:
-        if self.handle is not None:
-            clean = {k: _jsonable(v) for k, v in event.items()}
+        if self.handle is None:
+            return
+        clean = {k: _jsonable(v) for k, v in event.items()}
+        try:
             self.handle.write(json.dumps(clean, ensure_ascii=False) + "\n")
             self.handle.flush()
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            self.close()               # nothing more can be recorded; say so once, plainly
+            raise TrainingError(
+                f"{self.path.parent}: disk full while recording {self.path.name} at step "
+                f"{event.get('step')}; free some space there, then resume training"
+            ) from None
 
     def close(self) -> None:
         if self.handle is not None:
-            self.handle.close()
+            handle, self.handle = self.handle, None
+            try:
+                handle.close()
+            except OSError as exc:     # the last buffered line may not fit either
+                log.warning("%s: %s", self.path, exc)
 
 
 def _jsonable(value: Any) -> Any:
