@@ -227,10 +227,9 @@ class MainWindow(QMainWindow):
         self._remember(project.root)
         cfg = project.config
         p = self.panels
-        p["dataset"].set_task(cfg.task)
         sources = [f for f in cfg.sources if Path(f).is_file()]
-        if sources and len(sources) == len(cfg.sources):   # preview and histogram of its corpus
-            p["dataset"].load_files(sources, task=cfg.task)
+        complete = sources and len(sources) == len(cfg.sources)
+        p["dataset"].load_files(sources if complete else [], task=cfg.task)   # preview of its corpus
         p["dataset"].show_project_info(info)
         p["model"].set_task(cfg.task)
         p["model"].set_vocab_size(info["tokenizer"]["vocab_size"], info["tokenizer"]["tgt_vocab_size"])

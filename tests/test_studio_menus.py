@@ -201,3 +201,12 @@ def test_writing_before_training_says_what_to_press(qtbot, window, project):
     qtbot.mouseClick(write.write_button, Qt.MouseButton.LeftButton)
     assert "press Start in the Training panel" in write.error_text()
     assert "textgen" not in write.error_text()
+
+
+def test_a_project_whose_corpus_moved_opens_without_a_stale_preview(window, project, couplet_files):
+    dataset = window.panels["dataset"]
+    dataset.load_files([str(NOVEL)])
+    couplet_files[0].unlink()
+    assert window.open_project(project.root)
+    assert dataset.task() == "couplet" and dataset.paths() == [] and dataset.error_text() == ""
+    assert dataset.info_box.isVisible()
