@@ -75,7 +75,7 @@ class TrainConfig:
     eval_every: int = 200
     eval_batches: int = 20
     log_every: int = 10
-    bleu_examples: int = 64            # validation examples decoded for BLEU/chrF at each evaluation
+    bleu_examples: int = 64            # validation examples (translation: sources) scored at each eval
     num_samples: int = 3               # fixed prompts generated at each evaluation
     early_stop_patience: int = 0       # evaluations without improvement before stopping; 0 = never
     seed: int = 1337
