@@ -236,7 +236,10 @@ class MainWindow(QMainWindow):
         p["model"].load_settings(cfg.model_name, dict(cfg.model), dataclasses.asdict(cfg.train))
         p["training"].reset(cfg.train.steps)
         p["training"].show_history(runs)
-        p["training"].set_can_resume(project.checkpoint_path("last").is_file())
+        resumable = project.checkpoint_path("last").is_file()
+        if resumable:
+            p["training"].show_saved(runs)
+        p["training"].set_can_resume(resumable)
         p["training"].set_state("idle")
         p["write"].set_task(cfg.task)
         p["write"].set_defaults(cfg.generate)

@@ -286,3 +286,15 @@ def test_metrics_tab_built_when_first_shown(panel):
     assert panel.tabs.widget(1) is panel._metrics is panel.metrics
     assert panel.tabs.currentIndex() == 1 and panel.tabs.tabText(1) == "Metrics"
     assert len(panel.metrics.curves["lr"].xData) == 40    # drawn straight away
+
+
+def test_an_opened_project_shows_where_its_saved_model_stands(panel):
+    stopped = stream(100)[:-1] + [{"event": "stopped", "step": 51, "time": T0 + 30, "reason": "stopped"}]
+    panel.reset(300)
+    panel.show_saved({"20260101-000000": stream(40), "20260102-000000": stopped})
+    panel.set_can_resume(True)
+    panel.redraw_now()
+    assert panel.status_text() == "step 51 / 300 · stopped"
+    assert panel.progress.value() == 51 and panel.resume_button.isEnabled()
+    panel.show_saved({})                                   # no run recorded: nothing changes
+    assert panel.status_text() == "step 51 / 300 · stopped"

@@ -211,6 +211,15 @@ class TrainingPanel(QWidget):
         self.error_label.hide()
         self._dirty = self._samples_dirty = True
 
+    def show_saved(self, runs: Mapping[str, list[Mapping[str, Any]]]) -> None:
+        """Where the saved model stands when a project opens: the newest run's end (e.g. "step 51 /
+        300 · stopped", with the progress bar there), so that Resume has a visible starting point."""
+        events = runs[max(runs)] if runs else []
+        end = next((e for e in reversed(events) if e.get("event") in ("stopped", "finished")), None)
+        if end is not None and (step := number(end.get("step"))) is not None:
+            self._step, self._outcome = int(step), str(end["event"])
+            self._dirty = True
+
     def add_events(self, events: Iterable[Mapping[str, Any]]) -> None:
         """Take training events; cheap (buffers only), the curves follow at the next timer tick."""
         s = self._series
