@@ -24,7 +24,7 @@ from PySide6 import QtWidgets as qw
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPalette
 
-from textgen_core.corpus import Corpus, load_corpus, split_pairs, split_text
+from textgen_core.corpus import Corpus, load_corpus, split_pairs, split_text, splits_by_source
 from textgen_core.errors import TextGenError
 from textgen_core.task_guess import guess_task
 
@@ -74,7 +74,7 @@ def parse_corpus(task: str, paths: list[str], swap: bool) -> ParseResult:
         else:
             result.rows = [(p.source, p.target) for p in corpus.pairs[:PREVIEW_ROWS]]
             result.lengths = [len(p.source) for p in corpus.pairs]
-            parts = split_pairs(corpus.pairs)
+            parts = split_pairs(corpus.pairs, by_source=splits_by_source(corpus.task))
             result.counts = {s: (len(parts[s]), 0) for s in SPLITS}
         return result
     except Exception as exc:  # a panel shows every failure in its red label, never a traceback
