@@ -211,6 +211,8 @@ def test_history_runs_drawn_faded_and_toggled(panel, qtbot):
     lengths = sorted(len(item.xData) for item in items)
     assert lengths == [3, 4, 50, 80]
     assert items[0].opts["pen"].style() == Qt.PenStyle.DashLine
+    dotted = sorted((len(item.xData), item.opts["symbol"]) for item in items)
+    assert dotted == [(3, "o"), (4, "o"), (50, None), (80, None)]  # a lone evaluation stays visible
     assert panel.history_check.isEnabled() and "(2)" in panel.history_check.text()
     qtbot.mouseClick(panel.history_check, Qt.MouseButton.LeftButton)
     panel.redraw_now()

@@ -192,6 +192,11 @@ def history_item(is_train: bool, in_legend: bool) -> pg.PlotDataItem:
     color = faded(TRAIN_COLOR if is_train else VAL_COLOR)
     name = f"earlier runs ({'train' if is_train else 'validation'})" if in_legend else None
     item = pg.PlotDataItem(name=name, pen=pen(color, 1.5, dashed=True))
+    if not is_train:  # evaluations are sparse: a run with one evaluation is a single visible dot
+        item.setSymbol("o")
+        item.setSymbolSize(5)
+        item.setSymbolBrush(color)
+        item.setSymbolPen(None)
     item.setZValue(-5)
     return item
 
