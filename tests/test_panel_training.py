@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 
 from app.panels import curves
 from app.panels.training import TrainingPanel
+from textgen_core.training.progress import format_eta
 
 T0 = 1_795_279_872.0
 
@@ -168,7 +169,7 @@ def test_eta_and_progress(panel):
     panel.add_events(events)
     panel.redraw_now()
     # 180 steps left at 2 steps/s
-    assert panel.status_text() == "step 120 / 300 · 2,345 tok/s · ETA 1:30"
+    assert panel.status_text() == "step 120 / 300 · 2,345 tok/s · ETA 1m30s"
     assert panel.eta_seconds() == pytest.approx(90)
     assert panel.status_label.text() == panel.status_text()
     assert (panel.progress.value(), panel.progress.maximum()) == (120, 300)
@@ -179,8 +180,8 @@ def test_eta_and_progress(panel):
 def test_eta_unknown_before_two_steps_and_duration_format(panel):
     panel.reset(500)
     assert panel.status_text() == "step 0 / 500 · ETA –"
-    assert curves.format_duration(42) == "0:42"
-    assert curves.format_duration(3 * 3600 + 2 * 60 + 11) == "3:02:11"
+    assert format_eta(42) == "42s" and format_eta(125) == "2m05s"
+    assert format_eta(3 * 3600 + 2 * 60 + 11) == "3h02m"
 
 
 def test_samples_newest_first_with_references(panel):

@@ -115,14 +115,6 @@ def run_losses(events: Iterable[Mapping[str, Any]]) -> tuple[Series, Series]:
     return train, val
 
 
-def format_duration(seconds: float) -> str:
-    """``0:42``, ``12:05``, ``3:02:11``."""
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
 def make_plot(title: str, y_label: str, palette: QPalette, x_label: str = "step") -> pg.PlotWidget:
     """A PlotWidget in the application's colours (light or dark), with a grid and axis labels."""
     background = palette.color(QPalette.ColorRole.Base)

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from app.panels import curves
 from app.panels.curves import Series, number
+from textgen_core.training.progress import format_eta
 
 STATES = ("idle", "running", "paused", "finished")
 SERIES = ("train_loss", "val_loss", "val_ppl", "lr", "tokens_per_s", "bleu", "chrf", "best")
@@ -338,7 +339,7 @@ class TrainingPanel(QWidget):
             parts.append(f"{self._tokens_per_s:,.0f} tok/s")
         eta = self.eta_seconds()
         if self._target:
-            parts.append(f"ETA {curves.format_duration(eta)}" if eta is not None else "ETA –")
+            parts.append(f"ETA {format_eta(eta)}" if eta is not None else "ETA –")
         return " · ".join(parts)
 
     # ------------------------------------------------------------------ drawing
