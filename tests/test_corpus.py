@@ -237,7 +237,7 @@ def test_encodings(tmp_path, text, codec, expected):
 
 @pytest.mark.parametrize("codec", ["gbk", "big5"])
 def test_short_cjk_files(tmp_path, codec):
-    """Two-line files, where charset detectors alone often answer Korean or Japanese."""
+    """Two-line files, where charset detectors alone often answer Korean, Japanese, Thai or Cyrillic."""
     pool = list(BIG5_COUPLETS)
     if codec == "gbk":
         pool += list(zip(map(squeeze, COUPLET_IN), map(squeeze, COUPLET_OUT)))
@@ -266,6 +266,7 @@ def _bad_files(tmp: Path) -> list[tuple[str, list[Path], str]]:
     with tarfile.open(tmp / "corpus.tar", "w") as tar:
         tar.add(write(tmp / "inner.txt", HLM_TEXT), arcname="inner.txt")
     payload = HLM_TEXT.encode()
+    rng = random.Random(5)  # random bytes 0x81-0xFE decode strictly as GB18030, into rare characters
     lone = b"\x00\xd8a\x00"  # UTF-16-LE: an unpaired high surrogate, then "a"
     cases = [
         ("couplet", [tmp / "missing.txt"], "not found"),
@@ -291,6 +292,8 @@ def _bad_files(tmp: Path) -> list[tuple[str, list[Path], str]]:
         ("continuation", [_raw(tmp / "empty.txt", b"")], "empty"),
         ("translation", [_raw(tmp / "blank.tsv", b" \r\n\t\n\n")], "empty"),
         ("couplet", [_raw(tmp / "bom.txt", b"\xff\xfe")], "empty"),
+        ("continuation", [_raw(tmp / "garbled.txt", bytes(rng.randint(0x81, 0xFE) for _ in range(360)))],
+         "reads as mostly rare or unassigned characters; re-save the file as UTF-8"),
     ]
     if os.name == "posix":  # sparse file (instant) and a FIFO (reading it would block)
         with open(tmp / "huge.txt", "wb") as fh:

@@ -10,15 +10,29 @@ with LF, CRLF or lone-CR line ends. :func:`read_text` decodes such a file in thi
    accepted only as UTF-16 whose decoding is free of unassigned and control characters;
 3. strict UTF-8 over the whole file (a bad byte after plenty of valid UTF-8 is reported by line);
 4. charset-normalizer on a bounded sample (the first 64 KiB plus 16 KiB from where UTF-8 broke);
-   Windows-1252 wins among single-byte code pages the detector finds about as plausible;
-5. when the answer is a CJK code page, or none, a tie-break among the CJK code pages that decode the
-   sample strictly: each decoding is scored by the share of its non-ASCII characters that its own
-   national standard lists as frequently used (GB2312 level-1 hanzi, Big5 常用字, KS X 1001 Hangul,
-   JIS X 0208 level-1 kanji and kana, plus each standard's punctuation rows). Mis-decoded bytes land
-   on rare characters, so the right code page scores highest even on a two-line file, where the
-   detector alone often answers Korean or Japanese. Ties go to GB18030, then Big5: this product's
-   corpora are Chinese. (Korean or Japanese files shorter than about 256 characters in a legacy code
-   page may therefore be misread; UTF-8 always works.)
+   its first answer is trusted only for Korean or Japanese with at least 256 non-ASCII characters;
+5. otherwise a vote among the CJK code pages that decode the sample strictly (only GB18030 and Big5
+   when the detector answered a single-byte code page): each decoding is scored by its commonness,
+   the share of its non-ASCII characters that its own national standard lists as frequently used
+   (GB2312 level-1 hanzi, Big5 常用字, KS X 1001 Hangul, JIS X 0208 level-1 kanji and kana, plus each
+   standard's punctuation rows; a GB18030 decoding also by the Big5 list, for GBK files of
+   traditional text, except characters next to a Latin letter, which is how Western text read as
+   GBK looks). Mis-decoded bytes land on rare characters, so the right code page scores highest even
+   on a two-line file, where the detector alone often answers Korean, Japanese, Thai or Cyrillic.
+   Ties go to GB18030, then Big5: this product's corpora are Chinese. (Korean or Japanese files
+   shorter than about 256 characters in a legacy code page may therefore be misread; UTF-8 always
+   works.);
+6. the vote's winner is weighed against a single-byte reading: the detector's single-byte answer
+   (Windows-1252 when the detector finds it about as plausible, as it often ranks cp1250, cp852 or
+   mac_latin2 first on Western text), or Windows-1252 when that reads more plausibly or the detector
+   has no single-byte answer. Its plausibility is the share of its non-ASCII characters in runs
+   that read as real text: common punctuation, not wedged between letters, and words in one script,
+   without a lowercase letter before an uppercase one, native digits among letters or obsolete
+   letters, Latin words not mostly accented letters, Thai spelled as Thai is. Double-byte text read
+   one byte at a time fails these. The single-byte reading wins only when it is more plausible by
+   more than 0.2: single-byte text almost never decodes strictly into common CJK characters;
+7. a best reading that still scores under 0.5 (mostly rare or unassigned characters) is mojibake:
+   the file is refused with a message that suggests re-saving it as UTF-8.
 """
 
 from __future__ import annotations
@@ -80,6 +94,17 @@ _SUPERSETS = {
     "cp1252": ("latin-1",),
 }  # fmt: skip
 _WESTERN_TOLERANCE = 0.01  # detector "chaos" within which Windows-1252 is preferred
+_CHINESE = ("gb18030", "big5", "cp950", "big5hkscs")  # weighed against a single-byte answer
+_CJK_MARGIN = 0.2  # how much more plausible a single-byte reading must be than the CJK one
+_PLAUSIBLE = 0.5  # a best reading that scores less is mojibake: the file is refused
+_RUN = re.compile(r"[^\s!-/:-@\[-`{-~]+")  # text between whitespace and ASCII punctuation
+_SIGNS = frozenset("«»‹›‘’‚“”„–—…•·°€£¥§©®™¿¡№\u05f3\u05f4\u060c\u061b\u061f")  # that text uses
+_WEDGED = re.compile(r"[^\W\d_][«»‹›‘‚“”„…•°€£¥§©®™¿¡№][^\W\d_]")  # a sign between two letters
+_OBSOLETE = frozenset("\u0e03\u0e05\u0e26\u0e3a\u0e4d\u0e4e")  # Thai letters no modern word uses
+_THAI_MISSPELT = re.compile(
+    "(?:^|[^\u0e01-\u0e2e\u0e30-\u0e3a\u0e45\u0e47-\u0e4e])[\u0e30-\u0e3a\u0e45\u0e47-\u0e4e]"
+    "|[\u0e40-\u0e44](?![\u0e01-\u0e2e])|[\u0e31\u0e34-\u0e39]{2}|[\u0e47-\u0e4e]{2}"
+)  # a vowel or tone mark after no consonant, a leading vowel before none, two stacked marks
 
 
 def display(path: str | os.PathLike) -> str:
@@ -250,39 +275,69 @@ def _normalize(codec: str) -> str:
 
 
 def _detect(sample: bytes, name: str) -> str:
-    """charset-normalizer on the sample, with the CJK tie-break of the module docstring."""
+    """charset-normalizer on the sample, then the vote and the checks of the module docstring."""
+    matches = _detector_matches(sample, name)
+    first = _normalize(matches[0].encoding) if matches else None
+    family = _CJK_FAMILY.get(first or "")
+    if family in ("ko", "ja") and not _is_short(sample, first):
+        return _plausible(first, _score(sample, first), name)
+    if family or first is None:
+        codec = _cjk_vote(sample, first, _CANDIDATES)
+    else:  # a single-byte answer: the Chinese code pages are weighed against it
+        codec = _cjk_vote(sample, None, _CHINESE)
+    score = _score(sample, codec) if codec else -1.0
+    single, single_score = _best_single_byte(sample, matches)
+    logger.debug("encoding vote: %s scores %.3f, %s %.3f", codec, score, single, single_score)
+    if single_score > score + _CJK_MARGIN:
+        codec, score = single, single_score
+    return _plausible(codec, score, name)
+
+
+def _detector_matches(sample: bytes, name: str) -> list:
+    """charset-normalizer's answers, best first, without UTF-16/32 (BOM-less UTF-16 is checked apart)."""
     from charset_normalizer import from_bytes
 
-    detected = None
     try:
         matches = list(from_bytes(sample))
     except Exception as exc:  # the detector must never become the user's error message
         logger.warning("%s: charset detection failed: %s", name, exc)
-        matches = []
-    matches = [m for m in matches if not _normalize(m.encoding).startswith(("utf_16", "utf_32"))]
-    if matches:
-        detected = _normalize(matches[0].encoding)
-        if detected not in _CJK_FAMILY and _western_fits(matches):
-            detected = "cp1252"
-    family = _CJK_FAMILY.get(detected or "")
-    if detected is None or family in ("gb", "big5") or (family and _is_short(sample, detected)):
-        detected = _cjk_vote(sample, detected)
-    if detected is None:
-        raise CorpusError(f"{name}: cannot tell the text encoding (not UTF-8, UTF-16, GB18030 or "
-                          "Big5?); re-save the file as UTF-8")
-    return detected
+        return []
+    return [m for m in matches if not _normalize(m.encoding).startswith(("utf_16", "utf_32"))]
 
 
-def _western_fits(matches: list) -> bool:
-    """Windows-1252, the most widespread single-byte code page (the WHATWG Encoding Standard reads
-    even "latin1" and "ascii" labels as windows-1252), wins when the detector finds it about as
-    plausible as its first choice: it often ranks cp1250, cp852 or mac_latin2 first on Western text.
+def _single_byte_answer(matches: list) -> str | None:
+    """The detector's best answer outside the CJK code pages; Windows-1252, the most widespread
+    single-byte code page (the WHATWG Encoding Standard reads even "latin1" and "ascii" labels as
+    windows-1252), wins when the detector finds it about as plausible: it often ranks cp1250, cp852
+    or mac_latin2 first on Western text.
     """
-    limit = matches[0].chaos + _WESTERN_TOLERANCE
-    return any(
-        m.chaos <= limit and "cp1252" in (m.could_be_from_charset or [m.encoding])
-        for m in matches
-    )
+    singles = [m for m in matches if _normalize(m.encoding) not in _CJK_FAMILY]
+    if not singles:
+        return None
+    limit = singles[0].chaos + _WESTERN_TOLERANCE
+    if any(m.chaos <= limit and "cp1252" in (m.could_be_from_charset or [m.encoding]) for m in singles):
+        return "cp1252"
+    return _normalize(singles[0].encoding)
+
+
+def _best_single_byte(sample: bytes, matches: list) -> tuple[str, float]:
+    """The detector's single-byte answer, or Windows-1252 where that reads more plausibly or the
+    detector has no single-byte answer (it may take short Western text for CJK) -> (codec, score)."""
+    best, best_score = "cp1252", -1.0
+    for codec in dict.fromkeys((_single_byte_answer(matches) or "cp1252", "cp1252")):
+        score = _score(sample, codec)
+        if score > best_score:
+            best, best_score = codec, score
+    return best, best_score
+
+
+def _plausible(codec: str, score: float, name: str) -> str:
+    """``codec`` unless its decoding is still mostly rare or unassigned characters (mojibake)."""
+    if score < _PLAUSIBLE:
+        raise CorpusError(f"{name}: cannot tell the text encoding: even the best guess, {codec}, reads "
+                          "as mostly rare or unassigned characters; re-save the file as UTF-8")
+    logger.debug("%s: %s scores %.3f", name, codec, score)
+    return codec
 
 
 def _is_short(sample: bytes, codec: str) -> bool:
@@ -290,9 +345,32 @@ def _is_short(sample: bytes, codec: str) -> bool:
     return len(text) - len(text.encode("ascii", "ignore")) < _SHORT_SAMPLE
 
 
-def _cjk_vote(sample: bytes, detected: str | None) -> str | None:
-    """Pick the CJK code page whose decoding uses the most common characters (ties: list order)."""
-    candidates = list(_CANDIDATES)
+def _strict_decode(sample: bytes, codec: str) -> str | None:
+    """The sample decoded strictly with ``codec`` or a superset (it may end inside a character)."""
+    for attempt in (codec, *_SUPERSETS.get(codec, ())):
+        try:
+            return codecs.getincrementaldecoder(attempt)("strict").decode(sample, final=False)
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+def _score(sample: bytes, codec: str) -> float:
+    """How plausible the sample reads in ``codec``: commonness for CJK code pages, else plausibility."""
+    text = _strict_decode(sample, codec)
+    if text is None:
+        return 0.0
+    family = _CJK_FAMILY.get(codec)
+    if family is None:
+        return _plausibility(text)
+    return _family_score(text, family)
+
+
+def _cjk_vote(sample: bytes, detected: str | None, candidates: tuple[str, ...]) -> str | None:
+    """The CJK code page whose strict decoding uses the most common characters (ties: list order);
+    None when none decodes the sample.
+    """
+    candidates = list(candidates)
     if detected is not None and detected not in candidates:
         candidates.insert(4, detected)
     best, best_score = None, -1.0
@@ -301,24 +379,97 @@ def _cjk_vote(sample: bytes, detected: str | None) -> str | None:
             text = codecs.getincrementaldecoder(codec)("strict").decode(sample, final=False)
         except UnicodeDecodeError:
             continue
-        score = _commonness(text, _CJK_FAMILY[codec])
+        score = _family_score(text, _CJK_FAMILY[codec])
         logger.debug("encoding vote: %s scores %.3f", codec, score)
         if score > best_score + 1e-9:
             best, best_score = codec, score
-    if detected is None and best_score < 0.5:
-        return None  # nothing reads as CJK text either
     return best
 
 
-def _commonness(text: str, family: str) -> float:
-    """Share of the non-ASCII characters that the family's standard lists as frequently used."""
+def _plausibility(text: str) -> float:
+    """Share of the non-ASCII characters that stand in runs (text between spaces and ASCII
+    punctuation) that read as real text: :func:`_run_is_plausible`. It scores a single-byte decoding
+    as :func:`_commonness` scores a CJK one: double-byte text read one byte at a time turns into
+    symbols wedged between letters and words that no language spells.
+    """
+    good = total = 0
+    for match in _RUN.finditer(text):
+        run = match.group()
+        if run.isascii():
+            continue
+        count = len(run) - len(run.encode("ascii", "ignore"))
+        total += count
+        good += count if _run_is_plausible(run) else 0
+        if total >= _SCORED_CHARS:
+            break
+    return good / total if total else 1.0
+
+
+def _run_is_plausible(run: str) -> bool:
+    """Only common punctuation, none of it wedged between two letters (apostrophes, dashes and the
+    middle dot may be), and words that :func:`_word_is_plausible` accepts."""
+    if _WEDGED.search(run):
+        return False
+    parts, word = [], []
+    for ch in run + " ":
+        category = unicodedata.category(ch)
+        if category[0] in "LM" or category == "Nd":
+            word.append(ch)
+            continue
+        if ch >= "\x80" and ch not in _SIGNS:
+            return False
+        if word:
+            parts.append("".join(word))
+            word = []
+    return all(_word_is_plausible(part) for part in parts)
+
+
+def _word_is_plausible(word: str) -> bool:
+    """A word in one script, with no lowercase letter right before an uppercase one, no native digits
+    among letters, no combining mark first, no obsolete letter, Thai spelled as Thai is spelled, and,
+    in Latin script, no more than about two accented letters per unaccented one."""
+    if unicodedata.category(word[0])[0] == "M" or _THAI_MISSPELT.search(word):
+        return False
+    scripts, plain, accented, native_digits, previous = set(), 0, 0, False, ""
+    for ch in word:
+        category = unicodedata.category(ch)
+        if ch in _OBSOLETE or (category == "Lu" and previous == "Ll"):
+            return False
+        previous = category
+        if category == "Nd":
+            native_digits = native_digits or ch >= "\x80"
+        elif category[0] == "L":
+            scripts.add("LATIN" if ch < "\x80" else unicodedata.name(ch, "?").split(" ", 1)[0])
+            plain += ch < "\x80"
+            accented += ch >= "\x80"
+    if len(scripts) > 1 or (native_digits and scripts):
+        return False
+    return scripts != {"LATIN"} or accented <= 2 * plain + 1
+
+
+def _family_score(text: str, family: str) -> float:
+    """How well a CJK decoding reads: its commonness; for GB18030 also by Big5's list of frequently
+    used characters, as GBK files of traditional Chinese are Chinese too."""
+    if family == "gb":
+        return max(_commonness(text, "gb"), _commonness(text, "big5", apart_from_latin=True))
+    return _commonness(text, family)
+
+
+def _commonness(text: str, family: str, apart_from_latin: bool = False) -> float:
+    """Share of the non-ASCII characters that the family's standard lists as frequently used.
+
+    With ``apart_from_latin``, a character next to an ASCII letter never counts: Western text read as
+    GBK fuses each accented letter with the letter after it into a traditional character.
+    """
     reference = _REFERENCE[family]
     common = total = 0
-    for ch in text:
+    for index, ch in enumerate(text):
         if ch < "\x80":
             continue
         total += 1
-        common += _is_common(ch, family, reference)
+        near = text[max(index - 1, 0) : index + 2]
+        if not (apart_from_latin and any(c.isascii() and c.isalpha() for c in near)):
+            common += _is_common(ch, family, reference)
         if total >= _SCORED_CHARS:
             break
     return common / total if total else 0.0
