@@ -116,6 +116,8 @@ def test_two_process_data_parallel_training(couplet_files, tmp_path):
            "--steps", "6", "--device", "cpu"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=220)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("finished at step 6") == 1, proc.stdout      # rank 0 alone speaks
+    assert proc.stdout.count("training transformer") == 1, proc.stdout
     ckpt = load_checkpoint(project.checkpoint_path("last"))
     assert ckpt["step"] == 6
     run = project.run_ids()[0]

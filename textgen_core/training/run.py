@@ -119,7 +119,7 @@ def _train(
 
     def emit(event: Event) -> None:
         writer.write(event)
-        if on_event is not None:
+        if on_event is not None and dist.is_main:    # rank 0 reports for a data-parallel run
             on_event(event)
 
     saver = _CheckpointSaver(project, name, model, optimizer, task, (src_tok, tgt_tok), cfg, emit)
