@@ -85,3 +85,40 @@ def no_thread_leaks(monkeypatch):
         thread.quit()
         thread.wait(5000)
     assert not running, f"{len(running)} worker thread(s) left running"
+
+
+@pytest.fixture
+def studio_window(qtbot, no_thread_leaks, monkeypatch, tmp_path):
+    """The main window, shown, with its settings and projects folder inside the test's folder."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.window import MainWindow
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))   # QSettings stay in the test
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))       # and so does the projects folder
+    # a failing test may leave training running: closing must not wait for a dialog's answer
+    monkeypatch.setattr(QMessageBox, "question", lambda *args: QMessageBox.StandardButton.Yes)
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.training.shutdown()
+    win.generation.shutdown()
+
+
+@pytest.fixture(scope="session")
+def couplet_generator(tmp_path_factory):
+    """A couplet transformer trained 10 steps on 300 sample pairs, ready to write (shared)."""
+    from textgen_core.generation import Generator
+    from textgen_core.project import Project
+    from textgen_core.training.run import train_project
+
+    root = tmp_path_factory.mktemp("gen")
+    first, second = tiny_couplet_lines(300)
+    a, b = root / "a.txt", root / "b.txt"
+    a.write_text("\n".join(first), encoding="utf-8")
+    b.write_text("\n".join(second), encoding="utf-8")
+    quick = ["train.eval_every=10", "train.bleu_examples=4", "train.eval_batches=1"]
+    project = Project.create(root / "p", "couplet", [a, b], overrides=quick)
+    train_project(project, steps=10, device="cpu")
+    return Generator.from_project(project, device="cpu")

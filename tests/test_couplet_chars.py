@@ -8,27 +8,14 @@ import torch
 from textgen_core.decoding.constraints import CoupletPunctuation, CoupletRepetition, is_punctuation
 from textgen_core.decoding.search import DecodeConfig
 from textgen_core.generation import Generator
-from textgen_core.project import Project
-from textgen_core.training.run import train_project
 
-QUICK = ["train.eval_every=10", "train.bleu_examples=4", "train.eval_batches=1"]
 RARE = "龘靐齉"  # not in the sample couplets' vocabulary
 
 
-@pytest.fixture(scope="module")
-def generator(tmp_path_factory) -> Generator:
-    from conftest import tiny_couplet_lines
-
-    root = tmp_path_factory.mktemp("rare")
-    first, second = tiny_couplet_lines(300)
-    a, b = root / "a.txt", root / "b.txt"
-    a.write_text("\n".join(first), encoding="utf-8")
-    b.write_text("\n".join(second), encoding="utf-8")
-    project = Project.create(root / "p", "couplet", [a, b], overrides=QUICK)
-    train_project(project, steps=10, device="cpu")
-    gen = Generator.from_project(project, device="cpu")
-    assert not any(gen.src_tok.has_char(ch) for ch in RARE)
-    return gen
+@pytest.fixture
+def generator(couplet_generator) -> Generator:
+    assert not any(couplet_generator.src_tok.has_char(ch) for ch in RARE)
+    return couplet_generator
 
 
 def test_each_unknown_character_is_its_own_position(generator):

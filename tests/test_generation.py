@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from conftest import NOVEL
 
 from textgen_core.decoding.search import DecodeConfig
@@ -12,20 +11,6 @@ from textgen_core.project import Project
 from textgen_core.training.run import train_project
 
 QUICK = ["train.eval_every=10", "train.bleu_examples=4", "train.eval_batches=1"]
-
-
-@pytest.fixture(scope="module")
-def couplet_generator(tmp_path_factory):
-    from conftest import tiny_couplet_lines
-
-    root = tmp_path_factory.mktemp("gen")
-    first, second = tiny_couplet_lines(300)
-    a, b = root / "a.txt", root / "b.txt"
-    a.write_text("\n".join(first), encoding="utf-8")
-    b.write_text("\n".join(second), encoding="utf-8")
-    project = Project.create(root / "p", "couplet", [a, b], overrides=QUICK)
-    train_project(project, steps=10, device="cpu")
-    return Generator.from_project(project, device="cpu")
 
 
 def test_couplet_output_has_input_length_for_every_strategy(couplet_generator):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication
 
 from app.window import MainWindow
 from tests.conftest import NOVEL, TRANSLATION
@@ -26,17 +26,9 @@ SHORTCUTS = {"New project from corpus…": "Ctrl+N", "Open project…": "Ctrl+O"
 
 
 @pytest.fixture
-def window(qtbot, no_thread_leaks, monkeypatch, tmp_path):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))   # QSettings stay in the test
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))       # and so does the projects folder
-    monkeypatch.setattr(QMessageBox, "question", lambda *args: QMessageBox.StandardButton.Yes)
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    win.build_panels()
-    yield win
-    win.training.shutdown()
-    win.generation.shutdown()
+def window(studio_window):
+    studio_window.build_panels()
+    return studio_window
 
 
 @pytest.fixture

@@ -15,16 +15,8 @@ QUICK = ["train.eval_every=5", "train.log_every=1", "train.bleu_examples=4", "tr
 
 
 @pytest.fixture
-def window(qtbot, no_thread_leaks, monkeypatch, tmp_path):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))   # QSettings stay in the test
-    # a failing test may leave training running: closing must not wait for a dialog's answer
-    monkeypatch.setattr(QMessageBox, "question", lambda *args: QMessageBox.StandardButton.Yes)
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.training.shutdown()
-    win.generation.shutdown()
+def window(studio_window):
+    return studio_window
 
 
 @pytest.fixture
