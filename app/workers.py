@@ -15,7 +15,7 @@ import time
 import traceback
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 from app import heap
 
@@ -160,6 +160,11 @@ def start_in_thread(worker: QObject, entry: str | None = "run") -> QThread:
     worker.moveToThread(thread)
     if entry is not None:
         thread.started.connect(getattr(worker, entry))
-    thread.finished.connect(worker.deleteLater)
+    # As its thread ends, the worker moves back to the GUI thread and is deleted there, with the
+    # interpreter lock: deleted by the ending thread itself, its Python wrapper was torn down while
+    # the GUI thread ran Python, a segmentation fault now and then (Resume right after Pause).
+    gui = QCoreApplication.instance().thread()
+    thread.finished.connect(lambda: worker.moveToThread(gui), Qt.ConnectionType.DirectConnection)
+    thread.finished.connect(worker.deleteLater)      # queued to the GUI thread once moved there
     thread.start()
     return thread
