@@ -22,7 +22,6 @@ from textgen_core.decoding import (
     Seq2SeqStepper,
     generate,
     length_penalty,
-    make_stepper,
 )
 from textgen_core.errors import ConfigError
 
@@ -156,13 +155,20 @@ def test_seq2seq_stepper_select_expands_memory_and_src():
         stepper.logits(torch.full((2, 1), BOS))
 
 
-def test_make_stepper_dispatch():
-    assert isinstance(make_stepper(TableLM(TRAP), None), LMStepper)
-    assert isinstance(make_stepper(CopySeq2Seq(8), torch.tensor([[3]])), Seq2SeqStepper)
-    with pytest.raises(ConfigError, match="src"):
-        make_stepper(CopySeq2Seq(8), None)
-    with pytest.raises(ConfigError, match="kind"):
-        make_stepper(nn.Linear(2, 2), None)
+def test_registered_models_pick_their_stepper():
+    from textgen_core import models
+
+    def tiny(name):
+        config = models.build_config(name, models.preset_settings(name, "tiny"), src_vocab_size=16,
+                                     tgt_vocab_size=16, pad_id=0)
+        return models.build_model(name, config).eval()
+
+    assert isinstance(models.make_stepper(tiny("gpt"), None), LMStepper)
+    assert isinstance(models.make_stepper(tiny("transformer"), torch.tensor([[5, 3]])), Seq2SeqStepper)
+    with pytest.raises(ConfigError, match="source"):
+        models.make_stepper(tiny("transformer"), None)
+    with pytest.raises(ConfigError, match="not a registered"):
+        models.make_stepper(nn.Linear(2, 2), None)
 
 
 # ----------------------------------------------------------------------------- greedy and beam
@@ -274,11 +280,11 @@ def test_seq2seq_beam_copies_source():
     model = CopySeq2Seq(8)
     src = torch.tensor([[5, 3, 4, 0]])  # trailing pad
     config = DecodeConfig(strategy="beam", beam_size=3, n_best=3, max_tokens=10)
-    hyps = generate(make_stepper(model, src), [BOS], eos_id=EOS, config=config, banned_ids=BANNED)
+    hyps = generate(Seq2SeqStepper(model, src), [BOS], eos_id=EOS, config=config, banned_ids=BANNED)
     assert hyps[0].ids == (5, 3, 4) and hyps[0].finished
     assert len({h.ids for h in hyps}) == 3
     forced = generate(
-        make_stepper(model, src),
+        Seq2SeqStepper(model, src),
         [BOS],
         eos_id=EOS,
         config=config,
@@ -424,5 +430,5 @@ def test_search_on_cuda():
         assert len(gpu) == len(cpu) and all(h.finished for h in gpu)
         if config.strategy != "sample":
             assert [h.ids for h in gpu] == [h.ids for h in cpu]
-        stepper = make_stepper(CopySeq2Seq(8).cuda(), torch.tensor([[5, 3, 4]]))
+        stepper = Seq2SeqStepper(CopySeq2Seq(8).cuda(), torch.tensor([[5, 3, 4]]))
         assert generate(stepper, [BOS], eos_id=EOS, config=config)[0].ids == (5, 3, 4)

@@ -80,7 +80,7 @@ def test_gpt_shapes() -> None:
     logits, attn = model(idx, need_weights=True)
     assert logits.shape == (2, 7, V)
     assert attn.shape == (2, 2, 4, 7, 7)
-    assert model.block_size == 16 and model.kind == "lm" and Transformer.kind == "seq2seq"
+    assert model.block_size == 16 and zoo.spec_of(model).kind == "lm"
 
 
 # --------------------------------------------------------------------------- attention paths
@@ -245,7 +245,8 @@ def test_config_validation_names_the_field(cls: type, overrides: dict, field: st
 
 
 def test_registry_lists_and_defaults() -> None:
-    assert [spec.name for spec in zoo.list_specs()] == ["gpt", "transformer"]
+    names = [spec.name for spec in zoo.list_specs()]
+    assert names == sorted(names) and {"gpt", "transformer"} <= set(names)
     assert zoo.get_spec("gpt").kind == "lm" and zoo.get_spec("transformer").kind == "seq2seq"
     assert zoo.default_model("couplet") == "transformer"
     assert zoo.default_model("translation") == "transformer"
@@ -254,15 +255,17 @@ def test_registry_lists_and_defaults() -> None:
         zoo.default_model("poetry")
     with pytest.raises(ValueError, match="already registered"):
         zoo.register(zoo.get_spec("gpt"))
-    bad = zoo.ModelSpec("odd", "gan", GPTConfig, GPT, ("continuation",), "x", {})
     with pytest.raises(ValueError, match="kind"):
-        zoo.register(bad)
+        zoo.ModelSpec("odd", "gan", GPTConfig, GPT, ("continuation",), "x", {})
+    with pytest.raises(ConfigError, match="gpt writes continuations only, not couplets"):
+        zoo.get_spec("gpt").check_task("couplet")
 
 
 def test_unknown_model() -> None:
     with pytest.raises(ConfigError) as info:
         zoo.get_spec("x")
-    assert str(info.value) == "unknown model 'x'; available: gpt, transformer"
+    names = ", ".join(spec.name for spec in zoo.list_specs())
+    assert str(info.value) == f"unknown model 'x'; available: {names}"
     with pytest.raises(ConfigError, match="unknown model 'rnn'"):
         zoo.build_config("rnn", {}, **SIZES)
 
@@ -341,8 +344,9 @@ def test_presets_build(name: str) -> None:
             pad_id=PAD,
         )
         model = zoo.build_model(name, cfg)
-        assert isinstance(model, spec.model_cls) and model.kind == spec.kind
+        assert isinstance(model, spec.model_cls) and zoo.spec_of(model) is spec
         counts.append(model.num_parameters())
+        assert spec.count_parameters(cfg) == counts[-1]            # built on the meta device
     assert counts[0] < 200_000 < 1_000_000 < counts[1] < 10_000_000 < counts[2]
     with pytest.raises(ConfigError, match="unknown preset 'huge'"):
         zoo.preset_settings(name, "huge")

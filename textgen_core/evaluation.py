@@ -13,10 +13,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from textgen_core import metrics
+from textgen_core import metrics, models
 from textgen_core.corpus import load_corpus, reference_groups, splits_by_source
 from textgen_core.data import BucketBatcher, LMBatch, LMWindows, Seq2SeqBatch, encode_pairs
 from textgen_core.project import Project
@@ -29,21 +28,13 @@ def same_length_output(task: str, tokenizer: Tokenizer) -> bool:
 
 
 def batch_loss(
-    model: nn.Module, batch: Seq2SeqBatch | LMBatch, pad_id: int, label_smoothing: float = 0.0
+    model: nn.Module, batch: Seq2SeqBatch | LMBatch, pad_id: int, label_smoothing: float = 0.0,
+    step: int = 0, total_steps: int = 1,
 ) -> torch.Tensor:
-    """Mean token cross-entropy of one batch (padding ignored)."""
-    if isinstance(batch, LMBatch):
-        logits = model(batch.x)                        # (B, T, V)
-        target = batch.y
-    else:
-        logits = model(batch.src, batch.tgt_in)        # (B, T, V)
-        target = batch.tgt_out
-    return F.cross_entropy(
-        logits.float().reshape(-1, logits.size(-1)),
-        target.reshape(-1),
-        ignore_index=pad_id,
-        label_smoothing=label_smoothing,
-    )
+    """The model's own training loss of one batch (its spec's ``loss``; padding ignored)."""
+    ctx = models.TrainContext(step=step, total_steps=total_steps, pad_id=pad_id,
+                              label_smoothing=label_smoothing)
+    return models.spec_of(model).loss(model, batch, ctx)
 
 
 @torch.no_grad()
@@ -82,13 +73,14 @@ def greedy_batch(
     batch_size: int = 64,
     same_length: bool = False,
 ) -> list[list[int]]:
-    """Greedy outputs (ids without specials) of a seq2seq model for many sources at once.
+    """Greedy outputs (ids without specials) of a seq2seq model for many sources at once, through
+    the model's own stepper (one decoder pass per step for the whole batch).
 
     ``same_length``: every output has exactly its source's length (couplets, character tokens).
     """
     was_training = model.training
     model.eval()
-    pad, bos, eos = tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id
+    pad, eos = tokenizer.pad_id, tokenizer.eos_id
     outputs: list[list[int]] = []
     try:
         for start in range(0, len(sources), batch_size):
@@ -97,25 +89,10 @@ def greedy_batch(
             src = torch.full((len(chunk), width), pad, dtype=torch.long)
             for row, ids in enumerate(chunk):
                 src[row, : len(ids)] = torch.tensor(ids)
-            src = src.to(device)                                    # (B, S)
-            memory = model.encode(src)                              # (B, S, C)
-            out = torch.full((len(chunk), 1), bos, dtype=torch.long, device=device)
-            done = torch.zeros(len(chunk), dtype=torch.bool, device=device)
             lengths = torch.tensor([len(s) - 1 for s in chunk], device=device)   # (B,)
             steps = int(lengths.max()) + 1 if same_length else max_len - 1
-            for step in range(steps):
-                logits = model.decode(memory, src, out).logits[:, -1]   # (B, V)
-                logits[:, [pad, bos]] = float("-inf")
-                if same_length:
-                    logits[lengths > step, eos] = float("-inf")
-                nxt = logits.argmax(-1)
-                if same_length:
-                    nxt = torch.where(lengths == step, torch.full_like(nxt, eos), nxt)
-                nxt = nxt.masked_fill(done, pad)                         # (B,)
-                out = torch.cat([out, nxt[:, None]], dim=1)
-                done |= nxt == eos
-                if bool(done.all()):
-                    break
+            out = _greedy_rows(models.make_stepper(model, src.to(device)), len(chunk), steps,
+                               lengths if same_length else None, tokenizer, device)
             for row in out[:, 1:].tolist():
                 ids = []
                 for tok in row:
@@ -126,6 +103,28 @@ def greedy_batch(
     finally:
         model.train(was_training)
     return outputs
+
+
+def _greedy_rows(stepper: Any, rows: int, steps: int, lengths: torch.Tensor | None,
+                 tokenizer: Tokenizer, device: torch.device) -> torch.Tensor:
+    """Greedy search over ``rows`` rows at once -> (rows, 1 + n) ids starting with bos."""
+    pad, bos, eos = tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id
+    out = torch.full((rows, 1), bos, dtype=torch.long, device=device)
+    done = torch.zeros(rows, dtype=torch.bool, device=device)
+    for step in range(steps):
+        logits = stepper.logits(out).clone()                         # (B, V)
+        logits[:, [pad, bos]] = float("-inf")
+        if lengths is not None:
+            logits[lengths > step, eos] = float("-inf")
+        nxt = logits.argmax(-1)
+        if lengths is not None:
+            nxt = torch.where(lengths == step, torch.full_like(nxt, eos), nxt)
+        nxt = nxt.masked_fill(done, pad)                              # (B,)
+        out = torch.cat([out, nxt[:, None]], dim=1)
+        done |= nxt == eos
+        if bool(done.all()):
+            break
+    return out
 
 
 def seq2seq_scores(

@@ -27,7 +27,6 @@ from textgen_core.decoding.constraints import (
     punctuation_ids,
 )
 from textgen_core.decoding.search import DecodeConfig, Hypothesis, generate
-from textgen_core.decoding.steppers import make_stepper
 from textgen_core.devices import resolve_device
 from textgen_core.errors import CheckpointError, NotTrainedError, TextGenError
 from textgen_core.evaluation import same_length_output
@@ -83,6 +82,7 @@ class Generator:
     def __init__(self, model: nn.Module, task: str, src_tok: Tokenizer, tgt_tok: Tokenizer,
                  device: torch.device, step: int = 0) -> None:
         self.model, self.task = model.eval(), task
+        self.spec = models.spec_of(model)
         self.src_tok, self.tgt_tok, self.device, self.step = src_tok, tgt_tok, device, step
         self._punct: list[int] | None = None
 
@@ -121,7 +121,7 @@ class Generator:
 
     @property
     def is_lm(self) -> bool:
-        return self.model.kind == "lm"
+        return self.spec.kind == "lm"
 
     def prepare(self, text: str) -> str:
         """Normalise user input the way training data was normalised.
@@ -154,7 +154,7 @@ class Generator:
         banned = (tok.pad_id, tok.bos_id, tok.unk_id)
         if self.is_lm:
             prompt_ids = self.src_tok.encode(prompt) if prompt else self.src_tok.encode("\n")
-            stepper, prefix, forced = make_stepper(self.model, None), prompt_ids, None
+            stepper, prefix, forced = models.make_stepper(self.model, None), prompt_ids, None
         else:
             prompt_ids = self.src_tok.encode(prompt, per_char=self.forces_length)
             block = self.model.config.block_size
@@ -163,7 +163,7 @@ class Generator:
                     f"input is {len(prompt_ids)} tokens long; this model reads at most {block - 1}"
                 )
             src = torch.tensor([prompt_ids + [self.src_tok.eos_id]], device=self.device)  # (1, S)
-            stepper, prefix = make_stepper(self.model, src), [tok.bos_id]
+            stepper, prefix = models.make_stepper(self.model, src), [tok.bos_id]
             forced = len(prompt) if self.forces_length else None  # characters, not tokens
             config = _fit_max_tokens(config, block - 1)
         constraints = self._couplet_rules(prompt) if forced is not None else []
@@ -176,20 +176,21 @@ class Generator:
         return GenerationResult(prompt, prompt_ids, candidates, attention)
 
     def attention(self, prompt_ids: list[int], output_ids: list[int]) -> Attention | None:
-        """Attention weights of one produced output (all layers and heads)."""
-        if not output_ids and not self.is_lm:
+        """Attention weights of one produced output (all layers and heads); None for a model
+        without attention (its spec has no ``attention``)."""
+        if self.spec.attention is None or (not output_ids and not self.is_lm):
             return None
         if self.is_lm:
             ids = (prompt_ids + output_ids)[-self.model.config.block_size :]
             x = torch.tensor([ids], device=self.device)                    # (1, T)
-            _, self_attn = self.model(x, need_weights=True)                # (L, 1, H, T, T)
+            weights = self.spec.attention(self.model, None, x)             # (L, 1, H, T, T)
             labels = self.src_tok.pieces(ids)
-            return Attention("self", _numpy(self_attn), labels, labels)
+            return Attention(self.spec.attention_kind, _numpy(weights), labels, labels)
         src_ids = prompt_ids + [self.src_tok.eos_id]
         src = torch.tensor([src_ids], device=self.device)                  # (1, S)
         tgt_in = torch.tensor([[self.tgt_tok.bos_id, *output_ids[:-1]]], device=self.device)
-        out = self.model.decode(self.model.encode(src), src, tgt_in, need_weights=True)
-        return Attention("cross", _numpy(out.cross_attn), self.tgt_tok.pieces(output_ids),
+        weights = self.spec.attention(self.model, src, tgt_in)             # (L, 1, H, T, S)
+        return Attention(self.spec.attention_kind, _numpy(weights), self.tgt_tok.pieces(output_ids),
                          self.src_tok.pieces(src_ids))
 
     def _couplet_rules(self, first_line: str) -> list[Any]:

@@ -135,11 +135,7 @@ class Project:
     def validate_model(self) -> None:
         """Check the model settings now (with placeholder vocab sizes) so errors come early."""
         spec = models.get_spec(self.config.model_name)
-        if self.config.task not in spec.tasks:
-            raise ConfigError(
-                f"model '{spec.name}' does not do task '{self.config.task}'; "
-                f"it does {', '.join(spec.tasks)}"
-            )
+        spec.check_task(self.config.task)
         models.build_config(
             spec.name, self.config.model, src_vocab_size=64, tgt_vocab_size=64, pad_id=0
         )
@@ -281,6 +277,7 @@ def initial_config(
         raise ConfigError(f"unknown task '{task}'; choose {', '.join(TASKS)}")
     model_name = model or models.default_model(task)
     spec = models.get_spec(model_name)
+    spec.check_task(task)
     if preset not in spec.presets or preset not in TRAIN_PRESETS:
         raise ConfigError(f"unknown preset '{preset}'; choose tiny, small or base")
     model_settings = dict(spec.presets[preset])
@@ -297,7 +294,7 @@ def initial_config(
         tokenizer=tok,
         model_name=model_name,
         model=model_settings,
-        train=TrainConfig(**TRAIN_PRESETS[preset]),
+        train=TrainConfig(**models.train_settings(model_name, preset)),
         generate=DEFAULT_DECODING[task],
         sources=tuple(str(Path(f).resolve()) for f in data_files),
     )

@@ -14,7 +14,6 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import torch
 from PySide6 import QtWidgets as qw
 from PySide6.QtCore import Qt, Signal
 
@@ -324,7 +323,7 @@ class ModelPanel(qw.QWidget):
                 if settings is None:
                     preset = preset if preset in presets else (presets[0] if presets else None)
                     settings = dict(spec.presets[preset]) if preset else {}
-                    train = {**self._train_base, **TRAIN_PRESETS.get(preset or "", {})}
+                    train = {**self._train_base, **(models.train_settings(name, preset) if preset else {})}
                 for key, value in settings.items():
                     if key in self._editors:
                         with contextlib.suppress(TypeError, ValueError):  # a hand-edited odd value
@@ -396,15 +395,14 @@ class ModelPanel(qw.QWidget):
                                          tgt_vocab_size=self._tgt_vocab, pad_id=0)
             TrainConfig(**{**self._train_base, **train})
             key = (name, config)
+            spec = models.get_spec(name)
             if key not in self._counts:
-                with torch.device("meta"):
-                    model = models.build_model(name, config)
-                self._counts[key] = sum(p.numel() for p in model.parameters())
+                self._counts[key] = spec.count_parameters(config)
             self._params = self._counts[key]
         except (TextGenError, ValueError, TypeError, RuntimeError) as exc:
             self._show_error(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
             return
-        memory = self._memory_estimate(config, self._params, train["batch_size"])
+        memory = spec.training_bytes(config, self._params, train["batch_size"])
         self._show_error("")
         size = f"{format_count(self._params)} parameters · ~{format_bytes(memory)} to train"
         self.summary_label.setText(size)
@@ -413,14 +411,6 @@ class ModelPanel(qw.QWidget):
                                       f"activations (rough): {format_bytes(memory - state)}")
         self.note_label.setText(self._memory_note(memory))
         self.note_label.setVisible(bool(self.note_label.text()))
-
-    def _memory_estimate(self, config: Any, params: int, batch: int) -> float:
-        """Weights, gradients and AdamW state (16 bytes a parameter) plus a rough activation size."""
-        block = int(getattr(config, "block_size", 128) or 128)
-        width = int(getattr(config, "n_embd", 0) or 0)
-        layers = int(getattr(config, "n_layer", 0) or 0) + int(getattr(config, "decoder_layers", 0) or 0)
-        activations = batch * block * (width * layers * 34 + self._tgt_vocab * 8)  # + logits, grads
-        return params * 16 + activations
 
     def _memory_note(self, memory: float) -> str:
         devices = [d for d in self._devices if d.memory_bytes]

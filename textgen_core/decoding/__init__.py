@@ -2,7 +2,7 @@
 
 Typical use::
 
-    stepper = make_stepper(model, src)          # src (1, S) for seq2seq, None for an lm
+    stepper = models.make_stepper(model, src)   # the model's spec picks; src (1, S) or None
     hyps = generate(stepper, [bos_id], eos_id=eos_id, config=DecodeConfig(strategy="beam"),
                     banned_ids=[pad_id, bos_id, unk_id])
 """
@@ -27,7 +27,13 @@ from textgen_core.decoding.search import (
     generate,
     length_penalty,
 )
-from textgen_core.decoding.steppers import LMStepper, Seq2SeqStepper, Stepper, make_stepper
+from textgen_core.decoding.steppers import (
+    LMStepper,
+    RecurrentStepper,
+    Seq2SeqStepper,
+    Stepper,
+    TaggerStepper,
+)
 
 __all__ = [
     "STRATEGIES",
@@ -36,10 +42,12 @@ __all__ = [
     "LMStepper",
     "LogitsProcessor",
     "NoRepeatNGramProcessor",
+    "RecurrentStepper",
     "RepetitionPenaltyProcessor",
     "Seq2SeqStepper",
     "Stepper",
     "SuppressTokensProcessor",
+    "TaggerStepper",
     "TemperatureProcessor",
     "TopKProcessor",
     "TopPProcessor",
@@ -47,5 +55,4 @@ __all__ = [
     "build_processors",
     "generate",
     "length_penalty",
-    "make_stepper",
 ]

@@ -23,7 +23,7 @@ from textgen_core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LMStepper", "Seq2SeqStepper", "Stepper", "make_stepper"]
+__all__ = ["LMStepper", "RecurrentStepper", "Seq2SeqStepper", "Stepper", "TaggerStepper"]
 
 
 @runtime_checkable
@@ -118,13 +118,71 @@ class LMStepper:
         return None
 
 
-def make_stepper(model: nn.Module, src: Tensor | None = None) -> Stepper:
-    """Build the stepper that fits ``model.kind``; seq2seq models need the source ids ``src``."""
-    kind = getattr(model, "kind", None)
-    if kind == "seq2seq":
-        if src is None:
-            raise ConfigError("a seq2seq model needs source ids to decode from (src is None)")
-        return Seq2SeqStepper(model, src)
-    if kind == "lm":
-        return LMStepper(model)
-    raise ConfigError(f"model kind {kind!r} cannot be decoded (expected 'seq2seq' or 'lm')")
+class RecurrentStepper:
+    """Stepper for a recurrent seq2seq model: one decoder step per token, state carried along.
+
+    The model provides ``start(src) -> state`` (the encoder run once, any structure of tensors),
+    ``step(state, tokens) -> (logits (N, V), state)`` and ``reorder(state, index) -> state``. The
+    stepper feeds the tokens of the prefix it has not fed yet (one per call while searching), so
+    decoding time grows linearly with the output length, never re-running the prefix.
+    """
+
+    def __init__(self, model: nn.Module, src: Tensor) -> None:
+        if src.dim() == 1:
+            src = src.unsqueeze(0)
+        _warn_if_training(model)
+        self.model = model
+        self.device = _model_device(model)
+        with torch.inference_mode():
+            self.state = model.start(src.to(self.device, torch.long))
+        self.rows = src.size(0)
+        self.fed = 0                                   # prefix tokens already fed
+        self._last: Tensor | None = None               # logits after the last fed token (N, V)
+
+    def logits(self, prefix: Tensor) -> Tensor:
+        prefix = prefix.to(self.device, torch.long)  # (N, T)
+        if prefix.size(0) != self.rows:
+            raise ValueError(f"prefix has {prefix.size(0)} rows but the stepper holds {self.rows}; "
+                             "call select() first")
+        for t in range(self.fed, prefix.size(1)):
+            self._last, self.state = self.model.step(self.state, prefix[:, t])
+        self.fed = prefix.size(1)
+        assert self._last is not None, "an empty prefix: start decoding from [bos]"
+        return self._last.float()
+
+    def select(self, index: Tensor) -> None:
+        index = index.to(self.device, torch.long)
+        self.state = self.model.reorder(self.state, index)
+        if self._last is not None:
+            self._last = self._last.index_select(0, index)
+        self.rows = index.numel()
+
+
+class TaggerStepper:
+    """Stepper for a non-autoregressive tagger: the whole output is computed once.
+
+    ``model(src)`` gives logits (B, S, V), one output per source position (the source's eos
+    included). Position t of the output reads row t of that precomputation; the search's couplet
+    rules and beam still apply on top, as rescoring per position. Past the source it offers eos
+    only.
+    """
+
+    def __init__(self, model: nn.Module, src: Tensor, eos_id: int = 3) -> None:
+        if src.dim() == 1:
+            src = src.unsqueeze(0)
+        _warn_if_training(model)
+        self.device = _model_device(model)
+        with torch.inference_mode():
+            self.table = model(src.to(self.device, torch.long)).float()   # (B, S, V)
+        self.eos_id = eos_id
+
+    def logits(self, prefix: Tensor) -> Tensor:
+        t = prefix.size(1) - 1                          # the prefix starts with bos
+        if t < self.table.size(1):
+            return self.table[:, t]                     # (N, V)
+        out = torch.full_like(self.table[:, 0], float("-inf"))
+        out[:, self.eos_id] = 0.0
+        return out
+
+    def select(self, index: Tensor) -> None:
+        self.table = self.table.index_select(0, index.to(self.device, torch.long))

@@ -1,11 +1,11 @@
 """The model zoo: a registry of architectures, their configs and presets.
 
-Each architecture registers a :class:`ModelSpec`. Everything else (CLI, studio, training,
-checkpoints) goes through the functions here, so a new architecture only has to register::
+Each architecture is one file that defines a config, a module and a ``SPEC`` (see
+:mod:`textgen_core.models.contract` for what a spec owns); it is added here with one line::
 
-    register(ModelSpec(name="gru", kind="seq2seq", config_cls=GRUConfig, model_cls=GRUSeq2Seq,
-                       tasks=("couplet", "translation"), description="...", presets={...}))
+    register(gru_seq2seq.SPEC)
 
+Everything else (CLI, studio, training, decoding, checkpoints) goes through the functions here.
 Configs are frozen dataclasses whose fields are plain ``int``/``float``/``bool``/``str`` (or such
 ``| None``). The tokenizer-derived fields are injected by :func:`build_config` under these names,
 where the config has them: ``src_vocab_size``, ``tgt_vocab_size``, ``vocab_size`` (= the target
@@ -18,21 +18,25 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
+from textgen_core.config import TRAIN_PRESETS
+from textgen_core.decoding.steppers import Stepper
 from textgen_core.errors import ConfigError
-from textgen_core.models.gpt import GPT, GPT_PRESETS, GPTConfig
+from textgen_core.models import gpt, transformer
+from textgen_core.models.contract import ModelSpec, TrainContext
+from textgen_core.models.gpt import GPT, GPTConfig
 from textgen_core.models.layers import DecoderOutput
-from textgen_core.models.transformer import TRANSFORMER_PRESETS, Transformer, TransformerConfig
+from textgen_core.models.transformer import Transformer, TransformerConfig
 
 __all__ = [
     "GPT",
     "DecoderOutput",
     "GPTConfig",
     "ModelSpec",
+    "TrainContext",
     "Transformer",
     "TransformerConfig",
     "build_config",
@@ -42,29 +46,17 @@ __all__ = [
     "default_model",
     "get_spec",
     "list_specs",
+    "make_stepper",
     "preset_settings",
     "register",
+    "spec_of",
+    "train_settings",
 ]
 
-KINDS = ("seq2seq", "lm")
 INJECTED_FIELDS = ("src_vocab_size", "tgt_vocab_size", "vocab_size", "pad_id")
 # The default architecture per task; a task missing here falls back to the first registered
 # model that serves it.
 _DEFAULT_FOR_TASK = {"couplet": "transformer", "translation": "transformer", "continuation": "gpt"}
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One registered architecture."""
-
-    name: str  # "transformer", "gpt"
-    kind: str  # "seq2seq" | "lm"
-    config_cls: type  # frozen dataclass
-    model_cls: type  # nn.Module, constructed as model_cls(config)
-    tasks: tuple[str, ...]  # tasks it serves: ("couplet", "translation") / ("continuation",)
-    description: str  # one line for `textgen models`
-    presets: Mapping[str, Mapping[str, Any]]  # "tiny", "small", "base" -> model settings only
-
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
@@ -73,11 +65,31 @@ def register(spec: ModelSpec) -> None:
     """Add an architecture. A name can be registered once (ValueError otherwise)."""
     if spec.name in _REGISTRY:
         raise ValueError(f"model {spec.name!r} is already registered")
-    if spec.kind not in KINDS:
-        raise ValueError(f"model {spec.name!r}: kind must be one of {KINDS}, got {spec.kind!r}")
     if not dataclasses.is_dataclass(spec.config_cls):
         raise ValueError(f"model {spec.name!r}: config_cls must be a dataclass")
     _REGISTRY[spec.name] = spec
+
+
+def spec_of(model: nn.Module) -> ModelSpec:
+    """The spec of a built model (wrapped in DistributedDataParallel or not)."""
+    model = getattr(model, "module", model)
+    for spec in _REGISTRY.values():
+        if type(model) is spec.model_cls:
+            return spec
+    raise ConfigError(f"{type(model).__name__} is not a registered model")
+
+
+def make_stepper(model: nn.Module, src: Tensor | None = None) -> Stepper:
+    """The decoding stepper the model's spec names; seq2seq models need the source ids (B, S)."""
+    return spec_of(model).make_stepper(model, src)
+
+
+def train_settings(name: str, preset: str) -> dict[str, Any]:
+    """Training settings of ``preset`` for model ``name``: the shared preset, then the model's own."""
+    spec = get_spec(name)
+    if preset not in TRAIN_PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; available: {', '.join(TRAIN_PRESETS)}")
+    return {**TRAIN_PRESETS[preset], **spec.train_presets.get(preset, {})}
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -261,26 +273,7 @@ def _to_float(key: str, value: Any) -> float:
 
 
 # --------------------------------------------------------------------------- the zoo
+# One line per architecture: its file defines config, module and SPEC.
 
-register(
-    ModelSpec(
-        name="transformer",
-        kind="seq2seq",
-        config_cls=TransformerConfig,
-        model_cls=Transformer,
-        tasks=("couplet", "translation"),
-        description="Transformer encoder-decoder (Vaswani et al. 2017, Attention Is All You Need)",
-        presets=TRANSFORMER_PRESETS,
-    )
-)
-register(
-    ModelSpec(
-        name="gpt",
-        kind="lm",
-        config_cls=GPTConfig,
-        model_cls=GPT,
-        tasks=("continuation",),
-        description="GPT decoder-only language model (Radford et al. 2019, GPT-2 / nanoGPT)",
-        presets=GPT_PRESETS,
-    )
-)
+register(transformer.SPEC)
+register(gpt.SPEC)

@@ -16,6 +16,7 @@ from types import MappingProxyType
 import torch
 from torch import Tensor, nn
 
+from textgen_core.models.contract import ModelSpec, lm_self_attention
 from textgen_core.models.layers import (
     FeedForward,
     MultiHeadAttention,
@@ -86,7 +87,6 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """GPT-2-style causal language model, built as ``GPT(config)``."""
 
-    kind = "lm"
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -146,3 +146,16 @@ class GPT(nn.Module):
         if need_weights:
             return logits, torch.stack(weights)
         return logits
+
+
+SPEC = ModelSpec(
+    name="gpt",
+    kind="lm",
+    config_cls=GPTConfig,
+    model_cls=GPT,
+    tasks=("continuation",),
+    description="GPT decoder-only language model (Radford et al. 2019, GPT-2 / nanoGPT)",
+    presets=GPT_PRESETS,
+    attention=lm_self_attention,
+    attention_kind="self",
+)

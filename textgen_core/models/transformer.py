@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from textgen_core.errors import ConfigError
+from textgen_core.models.contract import ModelSpec, transformer_attention
 from textgen_core.models.layers import (
     POSITIONAL_KINDS,
     DecoderOutput,
@@ -182,7 +183,6 @@ class DecoderLayer(nn.Module):
 class Transformer(nn.Module):
     """Encoder-decoder Transformer (Vaswani et al. 2017), built as ``Transformer(config)``."""
 
-    kind = "seq2seq"
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
@@ -268,3 +268,15 @@ class Transformer(nn.Module):
     def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
         """src (B, S), tgt_in (B, T) (shifted right, starting with BOS) -> logits (B, T, V_tgt)."""
         return self.decode(self.encode(src), src, tgt_in).logits
+
+
+SPEC = ModelSpec(
+    name="transformer",
+    kind="seq2seq",
+    config_cls=TransformerConfig,
+    model_cls=Transformer,
+    tasks=("couplet", "translation"),
+    description="Transformer encoder-decoder (Vaswani et al. 2017, Attention Is All You Need)",
+    presets=TRANSFORMER_PRESETS,
+    attention=transformer_attention,
+)

@@ -16,12 +16,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from textgen_core import metrics
+from textgen_core import metrics, models
 from textgen_core.config import TrainConfig
 from textgen_core.corpus import reference_groups, splits_by_source
 from textgen_core.data import BucketBatcher, LMWindows, encode_pairs
 from textgen_core.decoding.search import DecodeConfig, generate
-from textgen_core.decoding.steppers import make_stepper
 from textgen_core.errors import TextGenError
 from textgen_core.evaluation import batch_loss, greedy_batch, mean_loss, same_length_output
 from textgen_core.generation import Generator
@@ -44,7 +43,7 @@ def build_task(
     project: Project, model: nn.Module, cfg: TrainConfig, src_tok: Tokenizer, tgt_tok: Tokenizer,
     device: torch.device, dist: DistInfo,
 ) -> TaskData:
-    if model.kind == "lm":
+    if models.spec_of(model).kind == "lm":
         return _lm_task(project, model, cfg, tgt_tok, device, dist)
     return _seq2seq_task(project, model, cfg, src_tok, tgt_tok, device, dist)
 
@@ -117,7 +116,8 @@ def _seq2seq_task(
     return TaskData(
         train=train,
         hooks=TaskHooks(
-            loss=lambda net, batch: batch_loss(net, batch, pad, cfg.label_smoothing),
+            loss=lambda net, batch, step: batch_loss(
+                net, batch, pad, cfg.label_smoothing, step, cfg.steps),
             tokens=lambda batch: batch.n_tokens,
             evaluate=evaluate,
         ),
@@ -155,7 +155,7 @@ def _lm_task(
         net.eval()
         for prompt in prompts:
             ids = tok.encode(prompt)
-            hyp = generate(make_stepper(net, None), ids, eos_id=tok.eos_id, config=decode,
+            hyp = generate(models.make_stepper(net, None), ids, eos_id=tok.eos_id, config=decode,
                            banned_ids=(pad, tok.bos_id, tok.unk_id))[0]
             samples.append({"prompt": prompt, "output": tok.decode(list(hyp.ids))})
         net.train(was_training)
@@ -165,7 +165,7 @@ def _lm_task(
     return TaskData(
         train=train,
         hooks=TaskHooks(
-            loss=lambda net, batch: batch_loss(net, batch, pad),
+            loss=lambda net, batch, step: batch_loss(net, batch, pad, 0.0, step, cfg.steps),
             tokens=lambda batch: batch.n_tokens,
             evaluate=evaluate,
         ),

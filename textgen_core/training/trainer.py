@@ -56,7 +56,7 @@ class TrainState:
 class TaskHooks:
     """The task-specific parts: the loss of a batch and the evaluation of the model."""
 
-    loss: Callable[[nn.Module, Any], torch.Tensor]            # model, batch -> mean loss (scalar)
+    loss: Callable[[nn.Module, Any, int], torch.Tensor]       # model, batch, step -> mean loss
     tokens: Callable[[Any], int]                              # batch -> tokens it trains on
     evaluate: Callable[[nn.Module], dict[str, Any]]           # -> {"val_loss", ...metrics, "samples"}
 
@@ -154,7 +154,7 @@ class Trainer:
             batch = self.source.next_batch().to(self.device)
             sync = micro == cfg.grad_accum - 1
             with self._no_sync(sync), self._autocast():
-                loss = self.hooks.loss(model, batch)
+                loss = self.hooks.loss(model, batch, self.state.step)
             self.scaler.scale(loss / cfg.grad_accum).backward()
             self._pending.append(loss.detach())
             self._tokens += self.hooks.tokens(batch)
