@@ -64,6 +64,20 @@ def test_editors_are_built_from_the_config_fields(panel):
     ffn.setValue(ffn.minimum())
     assert editors["ffn_dim"].get() is None and "ffn_dim" not in panel.settings()[1]
     assert "n_layer" in editors["n_layer"].widget.toolTip()
+    assert "encoder layers" in editors["n_layer"].widget.toolTip()           # from the config's field
+    assert editors["n_layer"].widget.maximum() == 64 and editors["n_embd"].widget.singleStep() == 32
+
+
+def test_every_registered_setting_describes_itself():
+    """A new architecture shows in the panel with labels, help, choices and ranges of its own."""
+    from textgen_core.models.settings import setting_info
+
+    for spec in models.list_specs():
+        for field in dataclasses.fields(spec.config_cls):
+            if field.name in models.INJECTED_FIELDS:
+                continue
+            info = setting_info(field)
+            assert info is not None and info.label and info.help, f"{spec.name}: model.{field.name}"
 
 
 def test_preset_fills_the_fields(panel):

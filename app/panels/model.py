@@ -21,35 +21,17 @@ from textgen_core import models
 from textgen_core.config import TRAIN_PRESETS, TrainConfig, format_override
 from textgen_core.devices import available_devices
 from textgen_core.errors import TextGenError
-from textgen_core.models.layers import POSITIONAL_KINDS
+from textgen_core.models.settings import SettingInfo, setting_info
 
 ERROR_STYLE = "color: #c62828;"
 WARNING_STYLE = "color: #b26a00;"
 DEFAULT_VOCAB = 5000
 TRAIN_KEYS = ("steps", "batch_size", "learning_rate", "warmup_steps")
-CHOICES: Mapping[str, tuple[str, ...]] = {"positional": POSITIONAL_KINDS}
-TEXTS = {  # setting -> (label, help); other settings get a label made from their name
-    "n_layer": ("Layers", "number of stacked blocks (encoder layers for an encoder-decoder)"),
-    "n_decoder_layer": ("Decoder layers", "decoder layers; auto = the same as n_layer"),
-    "n_head": ("Attention heads", "attention heads per layer; must divide the embedding size"),
-    "n_embd": ("Embedding size", "width of the model (d_model): size of every token vector"),
-    "ffn_dim": ("Feed-forward size", "hidden size of the feed-forward sublayer; auto = 4 × n_embd"),
-    "dropout": ("Dropout", "share of activations zeroed in training (0 = off; 0.1–0.3 for small data)"),
-    "bias": ("Biases", "learned biases in the linear and LayerNorm layers"),
-    "pre_norm": ("Pre-LayerNorm", "LayerNorm before each sublayer (more stable) instead of after it"),
-    "positional": ("Positions", "sinusoidal (fixed, as in the paper) or learned position embeddings"),
-    "block_size": ("Max. sequence length", "most tokens per sequence the model can see"),
-    "tie_embeddings": ("Tie output embedding", "the decoder's input embedding is its output projection"),
-    "share_src_tgt_embeddings": ("Share source/target embeddings",
-                                 "one embedding table for both sides (needs a shared vocabulary)"),
+TRAIN_TEXTS = {  # training setting -> (label, help); model settings describe themselves
     "steps": ("Steps", "optimizer steps to train for"),
     "batch_size": ("Batch size", "examples per step; more is faster per example but needs more memory"),
     "learning_rate": ("Learning rate", "peak learning rate of AdamW after warm-up (arrows double/halve it)"),
     "warmup_steps": ("Warm-up steps", "steps over which the learning rate rises from 0 to its peak"),
-}  # fmt: skip
-INT_RANGES = {  # name -> (minimum, maximum, step)
-    "n_layer": (1, 64, 1), "n_decoder_layer": (1, 64, 1), "n_head": (1, 64, 1), "n_embd": (8, 16384, 32),
-    "ffn_dim": (8, 65536, 64), "block_size": (8, 32768, 32),
 }  # fmt: skip
 
 
@@ -75,8 +57,10 @@ class Editor:
     set: Callable[[Any], None]
 
 
-def _editor(name: str, annotation: Any, default: Any, on_change: Callable[..., None]) -> Editor:
-    """A widget for one config field, chosen by its type (Optional ones get an "auto" value)."""
+def _editor(name: str, annotation: Any, default: Any, info: SettingInfo | None,
+            on_change: Callable[..., None]) -> Editor:
+    """A widget for one config field, chosen by its type and its :class:`SettingInfo` (choices as a
+    drop-down, the range on a spin box); optional fields get an "auto" value."""
     args = typing.get_args(annotation)
     optional = type(None) in args
     kind = next((a for a in args if a is not type(None)), annotation) if optional else annotation
@@ -85,26 +69,10 @@ def _editor(name: str, annotation: Any, default: Any, on_change: Callable[..., N
         box.toggled.connect(on_change)
         return Editor(box, box.isChecked, lambda v: box.setChecked(bool(v)))
     if kind in (int, float):
-        if kind is int:
-            spin: qw.QSpinBox | qw.QDoubleSpinBox = qw.QSpinBox()
-            low, high, step = INT_RANGES.get(name, (0, 1_000_000, 1))
-        else:
-            spin = qw.QDoubleSpinBox(decimals=2 if "dropout" in name else 4)
-            low, high, step = (0.0, 0.9, 0.05) if "dropout" in name else (-1e6, 1e6, 0.1)
-        sentinel = low - step if optional else None  # shown as "auto"
-        spin.setRange(low if sentinel is None else sentinel, high)
-        spin.setSingleStep(step)
-        if optional:
-            spin.setSpecialValueText("auto")
-        spin.valueChanged.connect(on_change)
-        return Editor(
-            spin,
-            lambda: None if optional and spin.value() == spin.minimum() else spin.value(),
-            lambda v: spin.setValue(spin.minimum() if v is None else kind(v)),
-        )
-    if name in CHOICES:
+        return _number_editor(kind, optional, info.range if info else None, on_change)
+    if info and info.choices:
         combo = qw.QComboBox()
-        combo.addItems((["auto"] if optional else []) + list(CHOICES[name]))
+        combo.addItems((["auto"] if optional else []) + list(info.choices))
         combo.currentIndexChanged.connect(on_change)
         return Editor(combo, lambda: None if combo.currentText() == "auto" else combo.currentText(),
                       lambda v: combo.setCurrentIndex(max(combo.findText(str(v or "auto")), 0)))
@@ -114,6 +82,27 @@ def _editor(name: str, annotation: Any, default: Any, on_change: Callable[..., N
     edit.textChanged.connect(on_change)
     return Editor(edit, lambda: (edit.text() or None) if optional else edit.text(),
                   lambda v: edit.setText("" if v is None else str(v)))
+
+
+def _number_editor(kind: type, optional: bool, bounds: tuple[float, float, float] | None,
+                   on_change: Callable[..., None]) -> Editor:
+    if kind is int:
+        spin: qw.QSpinBox | qw.QDoubleSpinBox = qw.QSpinBox()
+        low, high, step = (int(b) for b in bounds) if bounds else (0, 1_000_000, 1)
+    else:
+        spin = qw.QDoubleSpinBox(decimals=2 if bounds and bounds[2] >= 0.01 else 4)
+        low, high, step = bounds if bounds else (-1e6, 1e6, 0.1)
+    sentinel = low - step if optional else None  # shown as "auto"
+    spin.setRange(low if sentinel is None else sentinel, high)
+    spin.setSingleStep(step)
+    if optional:
+        spin.setSpecialValueText("auto")
+    spin.valueChanged.connect(on_change)
+    return Editor(
+        spin,
+        lambda: None if optional and spin.value() == spin.minimum() else spin.value(),
+        lambda v: spin.setValue(spin.minimum() if v is None else kind(v)),
+    )
 
 
 def _spin(low: float, high: float, step: float, spin: Any = None) -> Any:
@@ -279,9 +268,9 @@ class ModelPanel(qw.QWidget):
         train_box = qw.QGroupBox("Training")
         train_form = qw.QFormLayout(train_box)
         for key, widget in self.train_spins.items():
-            widget.setToolTip(f"train.{key}: {TEXTS[key][1]}")
+            widget.setToolTip(f"train.{key}: {TRAIN_TEXTS[key][1]}")
             widget.valueChanged.connect(self._edited)
-            train_form.addRow(TEXTS[key][0] + ":", widget)
+            train_form.addRow(TRAIN_TEXTS[key][0] + ":", widget)
         train_form.addRow("Device:", self.device_combo)
         self.device_combo.currentIndexChanged.connect(self._edited)
 
@@ -348,9 +337,11 @@ class ModelPanel(qw.QWidget):
             if f.name in models.INJECTED_FIELDS:
                 continue
             default = None if f.default is dataclasses.MISSING else f.default
-            editor = _editor(f.name, hints[f.name], default, self._edited)
+            info = setting_info(f)
+            editor = _editor(f.name, hints[f.name], default, info, self._edited)
             editor.set(default)
-            text, help_ = TEXTS.get(f.name, (f.name.replace("_", " ").capitalize(), "a model setting"))
+            text, help_ = ((info.label, info.help) if info else
+                           (f.name.replace("_", " ").capitalize(), "a model setting"))
             tip = f"model.{f.name}: {help_} (default: {'auto' if default is None else default})"
             editor.widget.setToolTip(tip)
             label = qw.QLabel(text + ":")

@@ -26,6 +26,7 @@ from textgen_core.models.layers import (
     require_heads_divide,
     require_positive,
 )
+from textgen_core.models.settings import setting
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,16 @@ class GPTConfig:
     """Settings of :class:`GPT`. ``vocab_size`` comes from the tokenizer."""
 
     vocab_size: int
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 256
-    block_size: int = 256  # context length: most tokens the model sees at once
-    dropout: float = 0.0
-    bias: bool = True  # biases in Linear and LayerNorm
+    n_layer: int = setting(4, "Layers", "number of stacked transformer blocks", range=(1, 64, 1))
+    n_head: int = setting(4, "Attention heads", "attention heads per block; must divide the embedding "
+                          "size", range=(1, 64, 1))
+    n_embd: int = setting(256, "Embedding size", "width of the model: size of every token vector",
+                          range=(8, 16384, 32))
+    block_size: int = setting(256, "Context length", "most tokens the model sees at once",
+                              range=(8, 32768, 32))
+    dropout: float = setting(0.0, "Dropout", "share of activations zeroed in training (0 = off)",
+                             range=(0.0, 0.9, 0.05))
+    bias: bool = setting(True, "Biases", "learned biases in the linear and LayerNorm layers")
 
     def __post_init__(self) -> None:
         require_positive(self, ("vocab_size", "n_layer", "n_head", "n_embd", "block_size"))

@@ -37,6 +37,7 @@ from textgen_core.models.layers import (
     require_heads_divide,
     require_positive,
 )
+from textgen_core.models.settings import setting
 
 
 @dataclass(frozen=True)
@@ -46,18 +47,28 @@ class TransformerConfig:
     src_vocab_size: int
     tgt_vocab_size: int
     pad_id: int = 0
-    n_layer: int = 3  # encoder layers (N in the paper)
-    n_decoder_layer: int | None = None  # None = n_layer
-    n_head: int = 4  # h
-    n_embd: int = 256  # d_model
-    ffn_dim: int | None = None  # d_ff; None = 4 * n_embd
-    dropout: float = 0.1  # P_drop: residual, embedding and attention dropout
-    bias: bool = True  # biases in Linear and LayerNorm
-    pre_norm: bool = True  # False = post-LN as in the paper
-    positional: str = "sinusoidal"  # "sinusoidal" | "learned"
-    block_size: int = 256  # most positions per source or target sequence
-    tie_embeddings: bool = True  # decoder input embedding = output projection (§3.4)
-    share_src_tgt_embeddings: bool = False  # one embedding for both sides (joint vocabulary)
+    n_layer: int = setting(3, "Layers", "encoder layers (N in the paper)", range=(1, 64, 1))
+    n_decoder_layer: int | None = setting(None, "Decoder layers", "decoder layers; auto = the same as "
+                                          "n_layer", range=(1, 64, 1))
+    n_head: int = setting(4, "Attention heads", "attention heads per layer (h); must divide the "
+                          "embedding size", range=(1, 64, 1))
+    n_embd: int = setting(256, "Embedding size", "width of the model (d_model): size of every token "
+                          "vector", range=(8, 16384, 32))
+    ffn_dim: int | None = setting(None, "Feed-forward size", "hidden size of the feed-forward "
+                                  "sublayer (d_ff); auto = 4 × n_embd", range=(8, 65536, 64))
+    dropout: float = setting(0.1, "Dropout", "share of activations zeroed in training (residual, "
+                             "embedding, attention; 0 = off, 0.1–0.3 for small data)", range=(0.0, 0.9, 0.05))
+    bias: bool = setting(True, "Biases", "learned biases in the linear and LayerNorm layers")
+    pre_norm: bool = setting(True, "Pre-LayerNorm", "LayerNorm before each sublayer (more stable) "
+                             "instead of after it, as in the paper")
+    positional: str = setting("sinusoidal", "Positions", "sinusoidal (fixed, as in the paper) or "
+                              "learned position embeddings", choices=POSITIONAL_KINDS)
+    block_size: int = setting(256, "Max. sequence length", "most tokens per source or target "
+                              "sequence", range=(8, 32768, 32))
+    tie_embeddings: bool = setting(True, "Tie output embedding", "the decoder's input embedding is "
+                                   "its output projection (§3.4)")
+    share_src_tgt_embeddings: bool = setting(False, "Share source/target embeddings", "one embedding "
+                                             "table for both sides (needs a shared vocabulary)")
 
     def __post_init__(self) -> None:
         require_positive(
