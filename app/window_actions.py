@@ -145,7 +145,7 @@ def request_generation(win: MainWindow, text: str, config: Any, mode: str) -> No
 
 def on_generation_result(win: MainWindow, result: Any) -> None:
     win.panels["write"].show_result(result)
-    win.panels["attention"].show_attention(result.attention)
+    win.panels["attention"].show_attention(result.attention, result.no_attention)
 
 
 def on_generation_failed(win: MainWindow, message: str) -> None:

@@ -39,6 +39,10 @@ def test_placeholder_until_something_is_generated(panel):
     panel.show_attention(None)
     assert panel.stack.currentWidget() is panel.placeholder
     assert not panel.layer_combo.isEnabled()
+    panel.show_attention(None, "cnn-tagger has no attention to show")      # a model without any
+    assert panel.placeholder.text() == "Cnn-tagger has no attention to show."
+    panel.show_attention(None)
+    assert panel.placeholder.text() == PLACEHOLDER
 
 
 def test_layers_heads_and_average(panel):

@@ -65,6 +65,7 @@ class GenerationResult:
     prompt_ids: list[int]
     hypotheses: list[Candidate]
     attention: Attention | None = field(default=None, repr=False)
+    no_attention: str | None = None   # why there is none to show, for a model without attention
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -173,7 +174,8 @@ class Generator:
         attention = None
         if with_attention and hyps:
             attention = self.attention(prompt_ids, list(hyps[0].ids))
-        return GenerationResult(prompt, prompt_ids, candidates, attention)
+        why = None if self.spec.has_attention else f"{self.spec.name} has no attention to show"
+        return GenerationResult(prompt, prompt_ids, candidates, attention, why)
 
     def attention(self, prompt_ids: list[int], output_ids: list[int]) -> Attention | None:
         """Attention weights of one produced output (all layers and heads); None for a model

@@ -99,8 +99,9 @@ class AttentionPanel(QWidget):
         self.show_attention(None)
 
     # ----------------------------------------------------------------- public API
-    def show_attention(self, attention: Attention | None) -> None:
-        """Show ``attention`` (the last generated output's), or the placeholder for ``None``.
+    def show_attention(self, attention: Attention | None, note: str | None = None) -> None:
+        """Show ``attention`` (the last generated output's), or for ``None`` the placeholder or
+        ``note`` (why there is none, e.g. a model without attention).
 
         The chosen layer and head are kept when the new attention has them."""
         weights = None if attention is None else np.asarray(attention.weights, dtype=np.float32)
@@ -111,6 +112,7 @@ class AttentionPanel(QWidget):
             self.layer_combo.setEnabled(False)
             self.head_combo.setEnabled(False)
             self._set_hover(_HOVER_HINT)
+            self.placeholder.setText(f"{note[0].upper()}{note[1:]}." if note else PLACEHOLDER)
             self.stack.setCurrentWidget(self.placeholder)
             return
         assert attention is not None
