@@ -40,7 +40,7 @@ def test_placeholder_until_something_is_generated(panel):
     assert panel.stack.currentWidget() is panel.placeholder
     assert not panel.layer_combo.isEnabled()
     panel.show_attention(None, "cnn-tagger has no attention to show")      # a model without any
-    assert panel.placeholder.text() == "Cnn-tagger has no attention to show."
+    assert panel.placeholder.text() == "cnn-tagger has no attention to show."
     panel.show_attention(None)
     assert panel.placeholder.text() == PLACEHOLDER
 

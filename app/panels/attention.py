@@ -112,7 +112,7 @@ class AttentionPanel(QWidget):
             self.layer_combo.setEnabled(False)
             self.head_combo.setEnabled(False)
             self._set_hover(_HOVER_HINT)
-            self.placeholder.setText(f"{note[0].upper()}{note[1:]}." if note else PLACEHOLDER)
+            self.placeholder.setText(f"{note}." if note else PLACEHOLDER)
             self.stack.setCurrentWidget(self.placeholder)
             return
         assert attention is not None
