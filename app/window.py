@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from app import heap
 from app.controllers import GenerationController, TrainingController
 from app.preload import Preloader
+from app.window_actions import connect_panels, load_dropped_files
 
 log = logging.getLogger(__name__)
 MAX_RECENT = 8
@@ -106,7 +107,7 @@ class MainWindow(QMainWindow):
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        self._connect_panels()
+        connect_panels(self)
         from textgen_core.devices import resolve_device
 
         self.device_label.setText(f"device: {resolve_device('auto')}")
@@ -125,11 +126,6 @@ class MainWindow(QMainWindow):
     def show_panel(self, key: str) -> None:
         self.docks[key].show()
         self.docks[key].raise_()
-
-    def _connect_panels(self) -> None:
-        from app.window_actions import connect_panels
-
-        connect_panels(self)
 
     # ------------------------------------------------------------------ menus
     def _build_menus(self) -> None:
@@ -283,8 +279,6 @@ class MainWindow(QMainWindow):
         if len(paths) == 1 and Path(paths[0], "project.toml").is_file():
             self.open_project(Path(paths[0]))
         else:
-            from app.window_actions import load_dropped_files
-
             self.show_panel("dataset")
             load_dropped_files(self, paths[:2])
         event.acceptProposedAction()

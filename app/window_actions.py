@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtWidgets import QMessageBox
 
 if TYPE_CHECKING:
-    from app.window import MainWindow
+    from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
+
+    from app.controllers import GenerationController, TrainingController
 
 log = logging.getLogger(__name__)
 NOT_TRAINED = "This project has no trained model yet: press Start in the Training panel first."
@@ -17,7 +19,25 @@ NOT_TRAINED_RUNNING = ("Training has not saved a model yet; it does at its first
                        "Write again after that.")
 
 
-def connect_panels(win: MainWindow) -> None:
+class StudioWindow(Protocol):
+    """What these actions use of the studio's main window (:class:`app.window.MainWindow`, which
+    imports this module to connect its panels)."""
+
+    panels: dict[str, Any]
+    project: Any
+    training: TrainingController
+    generation: GenerationController
+    device_label: QLabel
+
+    def window(self) -> QWidget: ...
+    def statusBar(self) -> QStatusBar: ...
+    def error(self, message: str) -> None: ...
+    def save_project(self) -> bool: ...
+    def open_project(self, folder: Path | None) -> bool: ...
+    def ask_for_new_project_folder(self, suggested: Path) -> str: ...
+
+
+def connect_panels(win: StudioWindow) -> None:
     p = win.panels
     train = p["training"]
     train.start_requested.connect(lambda: start_training(win, resume=False))
@@ -43,7 +63,7 @@ def connect_panels(win: MainWindow) -> None:
     p["dataset"].task_changed.connect(lambda task: _model_follows_task(win, task))
 
 
-def _model_follows_task(win: MainWindow, task: str) -> None:
+def _model_follows_task(win: StudioWindow, task: str) -> None:
     """With no project open, the Model panel offers the architectures of the task the Dataset panel
     shows (its settings are for the project created next); otherwise it keeps the open project's."""
     if win.project is None:
@@ -51,7 +71,7 @@ def _model_follows_task(win: MainWindow, task: str) -> None:
 
 
 # ---------------------------------------------------------------------- training
-def apply_model_settings(win: MainWindow) -> None:
+def apply_model_settings(win: StudioWindow) -> None:
     """The model panel's Apply: save its settings into the open project (or keep them for a new one)."""
     if win.project is None:
         win.statusBar().showMessage("These settings will be used for the project you create next.")
@@ -67,13 +87,13 @@ def apply_model_settings(win: MainWindow) -> None:
     win.statusBar().showMessage(f"Model settings saved to {win.project.config_path.name}: {note}.")
 
 
-def start_training(win: MainWindow, *, resume: bool, steps: int | None = None) -> None:
+def start_training(win: StudioWindow, *, resume: bool, steps: int | None = None) -> None:
     if win.project is None or win.training.running:
         return
     restart = False
     if not resume and win.project.checkpoint_path("last").is_file():
         answer = QMessageBox.question(
-            win, "TextGen Studio",
+            win.window(), "TextGen Studio",
             "This project already has a trained model. Start over and replace its checkpoints?",
         )
         if answer != QMessageBox.StandardButton.Yes:
@@ -91,25 +111,25 @@ def start_training(win: MainWindow, *, resume: bool, steps: int | None = None) -
                        restart=restart, overrides=overrides)
 
 
-def _target_steps(win: MainWindow, overrides: list[str]) -> int:
+def _target_steps(win: StudioWindow, overrides: list[str]) -> int:
     for item in overrides:
         if item.startswith("train.steps="):
             return int(item.split("=", 1)[1])
     return win.project.config.train.steps
 
 
-def pause_training(win: MainWindow) -> None:
+def pause_training(win: StudioWindow) -> None:
     win.training.request_stop("pause")
     win.panels["training"].set_state("paused")
     win.statusBar().showMessage("Pausing after this step…")
 
 
-def stop_training(win: MainWindow) -> None:
+def stop_training(win: StudioWindow) -> None:
     win.training.request_stop("stop")
     win.statusBar().showMessage("Stopping after this step…")
 
 
-def on_training_events(win: MainWindow, events: list[dict[str, Any]]) -> None:
+def on_training_events(win: StudioWindow, events: list[dict[str, Any]]) -> None:
     panel = win.panels["training"]
     panel.add_events(events)
     for event in events:
@@ -118,7 +138,7 @@ def on_training_events(win: MainWindow, events: list[dict[str, Any]]) -> None:
     win.statusBar().showMessage(panel.status_text())
 
 
-def on_training_finished(win: MainWindow, outcome: dict[str, Any]) -> None:
+def on_training_finished(win: StudioWindow, outcome: dict[str, Any]) -> None:
     panel = win.panels["training"]
     paused = outcome["status"] == "stopped" and outcome.get("requested") == "pause"
     panel.set_can_resume(True)
@@ -127,13 +147,13 @@ def on_training_finished(win: MainWindow, outcome: dict[str, Any]) -> None:
     win.statusBar().showMessage(f"Training {outcome['status']} at step {outcome['step']}")
 
 
-def on_training_failed(win: MainWindow, message: str) -> None:
+def on_training_failed(win: StudioWindow, message: str) -> None:
     win.panels["training"].set_state("idle")
     win.error(message)
 
 
 # ---------------------------------------------------------------------- writing
-def request_generation(win: MainWindow, text: str, config: Any, mode: str) -> None:
+def request_generation(win: StudioWindow, text: str, config: Any, mode: str) -> None:
     if win.project is None:
         return
     if not any(win.project.checkpoint_path(which).is_file() for which in ("best", "last")):
@@ -143,17 +163,17 @@ def request_generation(win: MainWindow, text: str, config: Any, mode: str) -> No
     win.generation.generate(text, config, stream=mode == "continuation")
 
 
-def on_generation_result(win: MainWindow, result: Any) -> None:
+def on_generation_result(win: StudioWindow, result: Any) -> None:
     win.panels["write"].show_result(result)
     win.panels["attention"].show_attention(result.attention, result.no_attention)
 
 
-def on_generation_failed(win: MainWindow, message: str) -> None:
+def on_generation_failed(win: StudioWindow, message: str) -> None:
     win.panels["write"].show_error(message)
 
 
 # ---------------------------------------------------------------------- projects
-def load_dropped_files(win: MainWindow, paths: list[str]) -> None:
+def load_dropped_files(win: StudioWindow, paths: list[str]) -> None:
     """Preview corpus files dropped on the window; a file that cannot be read gets a dialog too
     (the person dropped it anywhere on the window and may not be looking at the dataset panel)."""
     panel = win.panels["dataset"]
@@ -167,7 +187,7 @@ def load_dropped_files(win: MainWindow, paths: list[str]) -> None:
     panel.load_files(paths)
 
 
-def create_project(win: MainWindow, task: str, paths: list[str], swap: bool) -> None:
+def create_project(win: StudioWindow, task: str, paths: list[str], swap: bool) -> None:
     from textgen_core.errors import TextGenError
     from textgen_core.project import Project
 
@@ -185,7 +205,7 @@ def create_project(win: MainWindow, task: str, paths: list[str], swap: bool) -> 
     win.open_project(project.root)
 
 
-def new_project_model(win: MainWindow, task: str) -> tuple[str | None, list[str]]:
+def new_project_model(win: StudioWindow, task: str) -> tuple[str | None, list[str]]:
     """The architecture and settings of a new ``task`` project: the Model panel's when it shows an
     architecture for that task (the open project's, or one the user picked), else the task's
     default (None) with its default settings."""
