@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from textgen_core.config import TRAIN_PRESETS
 from textgen_core.decoding.steppers import Stepper
 from textgen_core.errors import ConfigError
-from textgen_core.models import gpt, transformer
+from textgen_core.models import cnn_tagger, gpt, transformer
 from textgen_core.models.contract import ModelSpec, TrainContext
 from textgen_core.models.gpt import GPT, GPTConfig
 from textgen_core.models.layers import DecoderOutput
@@ -277,3 +277,4 @@ def _to_float(key: str, value: Any) -> float:
 
 register(transformer.SPEC)
 register(gpt.SPEC)
+register(cnn_tagger.SPEC)
