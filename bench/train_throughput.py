@@ -71,7 +71,7 @@ def bare_loop(model, batches, cfg: TrainConfig, device, pad: int) -> float:
 
 def trainer_loop(model, batches, cfg: TrainConfig, device, pad: int) -> float:
     hooks = TaskHooks(
-        loss=lambda net, b: batch_loss(net, b, pad, cfg.label_smoothing),
+        loss=lambda net, b, step: batch_loss(net, b, pad, cfg.label_smoothing, step, cfg.steps),
         tokens=lambda b: b.n_tokens,
         evaluate=lambda net: {"val_loss": None},
     )

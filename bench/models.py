@@ -1,0 +1,150 @@
+"""The model zoo side by side on the couplet sample: size, training speed, decoding speed, quality.
+
+For every registered architecture that writes couplets, at each preset asked for: parameters, the
+trainer's tokens/s, decoded sentences/s (greedy and beam 5, one first line at a time as the Write
+panel does), and the validation loss and BLEU after the same wall-clock training budget. A second
+table times decoding 16 and 64 tokens (ratio ~4 = linear in the output length; a model that
+re-reads its whole prefix each step grows faster). Prints both tables and writes docs/models.md.
+
+    python bench/models.py [--presets tiny small] [--budget 60] [--sentences 100] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from textgen_core import models  # noqa: E402
+from textgen_core.cli import main as textgen  # noqa: E402
+from textgen_core.decoding import DecodeConfig, generate  # noqa: E402
+from textgen_core.generation import Generator  # noqa: E402
+from textgen_core.project import Project  # noqa: E402
+from textgen_core.samples import sample_files  # noqa: E402
+from textgen_core.training.run import train_project  # noqa: E402
+
+HEADER = ("| model | preset | parameters | train tok/s | greedy sent/s | beam-5 sent/s | val loss "
+          "| val BLEU |\n|---|---|---:|---:|---:|---:|---:|---:|")
+
+
+def train_for(project: Project, budget_s: float, device: str) -> float:
+    """Train until the wall-clock budget is spent -> median tokens/s of the step reports."""
+    rates: list[float] = []
+    start = time.perf_counter()
+
+    def on_event(event: dict) -> None:
+        if event.get("event") == "step" and event.get("tokens_per_s"):
+            rates.append(float(event["tokens_per_s"]))
+
+    train_project(project, steps=1_000_000, device=device, on_event=on_event,
+                  should_stop=lambda: time.perf_counter() - start > budget_s)
+    return statistics.median(rates) if rates else float("nan")
+
+
+def validation_scores(project: Project, folder: Path) -> dict:
+    """``textgen evaluate --json`` on the project's validation split."""
+    pairs = project.load_pairs("valid")
+    first, second = folder / "valid.in.txt", folder / "valid.out.txt"
+    first.write_text("\n".join(p.source for p in pairs) + "\n", encoding="utf-8")
+    second.write_text("\n".join(p.target for p in pairs) + "\n", encoding="utf-8")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = textgen(["evaluate", str(project.root), "--data", str(first), str(second), "--json"])
+    return json.loads(out.getvalue()) if code == 0 else {}
+
+
+def sentences_per_s(gen: Generator, lines: list[str], config: DecodeConfig) -> float:
+    gen.generate(lines[0], config)                                   # warm-up
+    start = time.perf_counter()
+    for line in lines:
+        gen.generate(line, config)
+    return len(lines) / (time.perf_counter() - start)
+
+
+def length_scaling(name: str, device: torch.device) -> tuple[float, float]:
+    """Seconds to decode 16 and 64 tokens greedily with a fresh tiny model (block size 80)."""
+    settings = {**models.preset_settings(name, "tiny"), "block_size": 80}
+    config = models.build_config(name, settings, src_vocab_size=3000, tgt_vocab_size=3000, pad_id=0)
+    model = models.build_model(name, config).to(device).eval()
+    src = torch.randint(4, 3000, (1, 12), device=device)
+    times = []
+    for n in (16, 64):
+        decode = DecodeConfig(strategy="greedy", max_tokens=n, min_tokens=n)
+        start = time.perf_counter()
+        for _ in range(5):
+            with torch.inference_mode():
+                stepper = models.make_stepper(model, src)
+                generate(stepper, [2], eos_id=3, config=decode, banned_ids=(0, 1, 2))
+        times.append((time.perf_counter() - start) / 5)
+    return times[0], times[1]
+
+
+def bench_one(name: str, preset: str, args: argparse.Namespace, folder: Path) -> str:
+    project = Project.create(folder / f"{name}-{preset}", "couplet", sample_files("couplet"),
+                             model=name, preset=preset, progress=lambda m: None)
+    rate = train_for(project, args.budget, args.device)
+    scores = validation_scores(project, folder)
+    gen = Generator.from_project(project, "last", device=args.device)
+    lines = [p.source for p in project.load_pairs("test")][: args.sentences]
+    greedy = sentences_per_s(gen, lines, DecodeConfig(strategy="greedy"))
+    beam = sentences_per_s(gen, lines, DecodeConfig(strategy="beam", beam_size=5))
+    params = gen.model.num_parameters() if hasattr(gen.model, "num_parameters") else sum(
+        p.numel() for p in gen.model.parameters())
+    loss, bleu = scores.get("loss", float("nan")), scores.get("bleu", float("nan"))
+    return (f"| {name} | {preset} | {params:,} | {rate:,.0f} | {greedy:.1f} | {beam:.1f} "
+            f"| {loss:.3f} | {bleu:.2f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", nargs="+", default=["tiny", "small"])
+    parser.add_argument("--budget", type=float, default=60.0, help="training seconds per model")
+    parser.add_argument("--sentences", type=int, default=100)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--models", nargs="*", help="default: every model that writes couplets")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "models.md")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    names = args.models or [s.name for s in models.list_specs() if "couplet" in s.tasks]
+    rows = [HEADER]
+    print(HEADER, flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for preset in args.presets:
+            for name in names:
+                try:
+                    row = bench_one(name, preset, args, Path(tmp))
+                except Exception as exc:  # one model's failure is a row, not the end of the table
+                    row = f"| {name} | {preset} | failed: {type(exc).__name__}: {exc} | | | | | |"
+                rows.append(row)
+                print(row, flush=True)
+    scaling = ["| model | 16 tokens (ms) | 64 tokens (ms) | ratio |", "|---|---:|---:|---:|"]
+    for name in names:
+        if models.get_spec(name).same_length:
+            continue                                     # a tagger's length is its input's
+        short, long = length_scaling(name, torch.device(args.device))
+        scaling.append(f"| {name} | {short * 1e3:.1f} | {long * 1e3:.1f} | {long / short:.1f} |")
+    print("\n".join(scaling))
+    text = ("# Models on the couplet sample\n\nMeasured by `python bench/models.py "
+            f"--presets {' '.join(args.presets)} --budget {args.budget:g}` on {args.device} "
+            f"({torch.get_num_threads()} threads): each model trains for the same wall-clock "
+            "budget on the bundled 3,000 couplets; decoding speed is one first line at a time."
+            "\n\n" + "\n".join(rows) + "\n\n## Decoding time against output length\n\n"
+            + "\n".join(scaling) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
