@@ -36,6 +36,7 @@ from textgen_core.decoding.steppers import Stepper, TaggerStepper
 from textgen_core.errors import ConfigError
 from textgen_core.models.contract import ModelSpec, TrainContext, token_cross_entropy
 from textgen_core.models.layers import check_length, require_bool, require_dropout, require_positive
+from textgen_core.models.settings import setting
 from textgen_core.tokenizer import Tokenizer
 
 NAME = "cnn-tagger"
@@ -48,14 +49,22 @@ class CNNTaggerConfig:
     src_vocab_size: int
     tgt_vocab_size: int
     pad_id: int = 0
-    n_embd: int = 128  # character embedding size and channels of every block
-    n_layer: int = 4  # gated convolutional blocks
-    kernel_size: int = 3  # odd: a block sees (kernel_size - 1) / 2 * dilation characters each side
-    dilation_cycle: int = 4  # dilations 1, 2, ..., 2**(cycle - 1), then again from 1
-    bilstm: bool = False  # one bidirectional LSTM layer after the convolutions
-    positional: bool = True  # learned position embeddings added to the characters
-    dropout: float = 0.1
-    block_size: int = 64  # most positions per line (its eos included)
+    n_embd: int = setting(128, "Embedding size", "size of every character vector and channels of "
+                          "every convolution", range=(8, 4096, 32))
+    n_layer: int = setting(4, "Convolution blocks", "stacked gated convolution blocks",
+                           range=(1, 64, 1))
+    kernel_size: int = setting(3, "Kernel size", "characters one convolution reads (odd); with "
+                               "dilation d it spans (kernel - 1) * d + 1", range=(1, 15, 2))
+    dilation_cycle: int = setting(4, "Dilation cycle", "blocks use dilations 1, 2, 4, ... up to "
+                                  "2^(cycle - 1), then start again at 1", range=(1, 10, 1))
+    bilstm: bool = setting(False, "BiLSTM on top", "one bidirectional LSTM layer after the "
+                           "convolutions, so every position sees the whole line")
+    positional: bool = setting(True, "Position embeddings", "learned position embeddings added "
+                               "to the characters")
+    dropout: float = setting(0.1, "Dropout", "share of activations zeroed in training (0 = off)",
+                             range=(0.0, 0.9, 0.05))
+    block_size: int = setting(64, "Max. line length", "most characters per line, its end mark "
+                              "included", range=(8, 4096, 8))
 
     def __post_init__(self) -> None:
         require_positive(self, ("src_vocab_size", "tgt_vocab_size", "n_embd", "n_layer", "kernel_size",
