@@ -26,7 +26,7 @@ from typing import Any
 import tomllib
 
 from textgen_core.corpus import TASKS
-from textgen_core.decoding.search import DecodeConfig
+from textgen_core.decoding.config import DecodeConfig
 from textgen_core.errors import ConfigError
 from textgen_core.tokenizer import TokenizerConfig
 

@@ -20,13 +20,14 @@ import torch
 from torch import nn
 
 from textgen_core import models
+from textgen_core.decoding.config import DecodeConfig
 from textgen_core.decoding.constraints import (
     CoupletPunctuation,
     CoupletRepetition,
     is_punctuation,
     punctuation_ids,
 )
-from textgen_core.decoding.search import DecodeConfig, Hypothesis, generate
+from textgen_core.decoding.search import Hypothesis, generate
 from textgen_core.devices import resolve_device
 from textgen_core.errors import CheckpointError, NotTrainedError, TextGenError
 from textgen_core.evaluation import same_length_output

@@ -28,7 +28,7 @@ from typing import Any
 from textgen_core import models
 from textgen_core.config import TRAIN_PRESETS, DataConfig, ProjectConfig, TrainConfig
 from textgen_core.corpus import TASKS, Corpus, Pair, load_corpus, split_pairs, split_text, splits_by_source
-from textgen_core.decoding.search import DecodeConfig
+from textgen_core.decoding.config import DecodeConfig
 from textgen_core.errors import ConfigError, TextGenError
 from textgen_core.tokenizer import Tokenizer, TokenizerConfig
 from textgen_core.training.checkpoint import atomic_write_bytes, read_summary

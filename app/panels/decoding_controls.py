@@ -1,6 +1,6 @@
 """Decoding settings as a form: strategy, temperature, top-k, top-p, beams, n-best, length, seed.
 
-:class:`DecodingControls` always produces a valid :class:`~textgen_core.decoding.search.DecodeConfig`:
+:class:`DecodingControls` always produces a valid :class:`~textgen_core.decoding.config.DecodeConfig`:
 values are clamped to the widgets' ranges and to each other (n-best never exceeds the beam size,
 greedy always gives one output). Controls that do not apply to the chosen strategy are disabled.
 """
@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from textgen_core.decoding.search import DecodeConfig
+from textgen_core.decoding.config import DecodeConfig
 
 STRATEGY_LABELS = {"greedy": "Greedy", "sample": "Sampling", "beam": "Beam search"}
 MAX_SAMPLES = 8          # n-best limit when sampling (independent samples)

@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.panels.decoding_controls import DecodingControls
-from textgen_core.decoding.search import DecodeConfig
+from textgen_core.decoding.config import DecodeConfig
 from textgen_core.generation import GenerationResult
 from textgen_core.project import DEFAULT_DECODING
 

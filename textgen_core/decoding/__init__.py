@@ -9,31 +9,52 @@ Typical use::
 
 from __future__ import annotations
 
-from textgen_core.decoding.processors import (
-    LogitsProcessor,
-    NoRepeatNGramProcessor,
-    RepetitionPenaltyProcessor,
-    SuppressTokensProcessor,
-    TemperatureProcessor,
-    TopKProcessor,
-    TopPProcessor,
-    apply_processors,
-    build_processors,
-)
-from textgen_core.decoding.search import (
-    STRATEGIES,
-    DecodeConfig,
-    Hypothesis,
-    generate,
-    length_penalty,
-)
-from textgen_core.decoding.steppers import (
-    LMStepper,
-    RecurrentStepper,
-    Seq2SeqStepper,
-    Stepper,
-    TaggerStepper,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from textgen_core.decoding.config import STRATEGIES, DecodeConfig
+
+if TYPE_CHECKING:
+    from textgen_core.decoding.processors import (
+        LogitsProcessor,
+        NoRepeatNGramProcessor,
+        RepetitionPenaltyProcessor,
+        SuppressTokensProcessor,
+        TemperatureProcessor,
+        TopKProcessor,
+        TopPProcessor,
+        apply_processors,
+        build_processors,
+    )
+    from textgen_core.decoding.search import Hypothesis, generate, length_penalty
+    from textgen_core.decoding.steppers import (
+        LMStepper,
+        RecurrentStepper,
+        Seq2SeqStepper,
+        Stepper,
+        TaggerStepper,
+    )
+
+# The torch-backed names load on first use, so the settings (decoding.config) import without torch.
+_LAZY = {
+    **dict.fromkeys(
+        ("LogitsProcessor", "NoRepeatNGramProcessor", "RepetitionPenaltyProcessor",
+         "SuppressTokensProcessor", "TemperatureProcessor", "TopKProcessor", "TopPProcessor",
+         "apply_processors", "build_processors"),
+        "textgen_core.decoding.processors"),
+    **dict.fromkeys(("Hypothesis", "generate", "length_penalty"), "textgen_core.decoding.search"),
+    **dict.fromkeys(("LMStepper", "RecurrentStepper", "Seq2SeqStepper", "Stepper", "TaggerStepper"),
+                    "textgen_core.decoding.steppers"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "STRATEGIES",

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
+from textgen_core.decoding.config import DecodeConfig, check_top_p
 from textgen_core.errors import ConfigError
-
-if TYPE_CHECKING:
-    from textgen_core.decoding.search import DecodeConfig
 
 __all__ = [
     "LogitsProcessor",
@@ -94,11 +92,7 @@ class TopPProcessor:
     """
 
     def __init__(self, top_p: float, min_tokens_to_keep: int = 1) -> None:
-        if isinstance(top_p, bool) or not isinstance(top_p, int | float):
-            raise ConfigError(f"top_p must be a number, got {top_p!r}")
-        if not 0.0 < top_p <= 1.0:
-            raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
-        self.top_p = float(top_p)
+        self.top_p = check_top_p(top_p)
         self.min_tokens_to_keep = _int_at_least("min_tokens_to_keep", min_tokens_to_keep, 1)
 
     def __call__(self, ids: Tensor, scores: Tensor) -> Tensor:

@@ -31,81 +31,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from textgen_core.decoding.processors import (
-    LogitsProcessor,
-    TopPProcessor,
-    apply_processors,
-    build_processors,
-)
+from textgen_core.decoding.config import STRATEGIES, DecodeConfig, check_int
+from textgen_core.decoding.processors import LogitsProcessor, apply_processors, build_processors
 from textgen_core.decoding.steppers import Stepper
 from textgen_core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
+# STRATEGIES and DecodeConfig live in textgen_core.decoding.config; kept importable from here
 __all__ = ["STRATEGIES", "DecodeConfig", "Hypothesis", "generate", "length_penalty"]
-
-STRATEGIES = ("greedy", "sample", "beam")
-
-
-def _check_int(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
-    if value < low:
-        raise ConfigError(f"{name} must be >= {low}, got {value}")
-
-
-def _check_float(name: str, value: object, low: float, *, strict: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value < low or (strict and value == low):
-        raise ConfigError(f"{name} must be {'>' if strict else '>='} {low}, got {value}")
-
-
-@dataclass(frozen=True)
-class DecodeConfig:
-    """How to decode. ``no_repeat_ngram`` (0 = off) bans repeating any n-gram of that size."""
-
-    strategy: str = "sample"  # "greedy" | "sample" | "beam"
-    temperature: float = 1.0
-    top_k: int = 0  # 0 = off
-    top_p: float = 1.0  # 1.0 = off
-    repetition_penalty: float = 1.0
-    beam_size: int = 4
-    length_penalty: float = 1.0  # GNMT alpha; 0 = none
-    n_best: int = 1  # beam: <= beam_size; sample: independent samples; greedy: 1
-    max_tokens: int = 64
-    min_tokens: int = 0
-    seed: int | None = None
-    no_repeat_ngram: int = 0
-
-    def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            choices = ", ".join(STRATEGIES)
-            raise ConfigError(f"strategy must be one of {choices}, got {self.strategy!r}")
-        _check_float("temperature", self.temperature, 0.0, strict=True)
-        _check_int("top_k", self.top_k, 0)
-        TopPProcessor(self.top_p)  # validates top_p with the same message
-        _check_float("repetition_penalty", self.repetition_penalty, 0.0, strict=True)
-        _check_int("beam_size", self.beam_size, 1)
-        _check_float("length_penalty", self.length_penalty, 0.0, strict=False)
-        _check_int("n_best", self.n_best, 1)
-        _check_int("max_tokens", self.max_tokens, 1)
-        _check_int("min_tokens", self.min_tokens, 0)
-        _check_int("no_repeat_ngram", self.no_repeat_ngram, 0)
-        if self.min_tokens > self.max_tokens:
-            raise ConfigError(
-                f"min_tokens ({self.min_tokens}) must not exceed max_tokens ({self.max_tokens})"
-            )
-        if self.strategy == "beam" and self.n_best > self.beam_size:
-            raise ConfigError(
-                f"n_best ({self.n_best}) must not exceed beam_size ({self.beam_size})"
-            )
-        if self.strategy == "greedy" and self.n_best != 1:
-            raise ConfigError(f"n_best must be 1 for greedy decoding, got {self.n_best}")
-        seed = self.seed
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ConfigError(f"seed must be an integer or None, got {self.seed!r}")
-
 
 @dataclass(frozen=True)
 class Hypothesis:
@@ -177,9 +111,9 @@ def generate(
     prefix = [int(t) for t in prefix]
     if not prefix:
         raise ConfigError("the prefix is empty: decoding needs at least one start token")
-    _check_int("eos_id", eos_id, 0)
+    check_int("eos_id", eos_id, 0)
     if forced_length is not None:
-        _check_int("forced_length", forced_length, 1)
+        check_int("forced_length", forced_length, 1)
         limits = _Limits(steps=forced_length, min_tokens=forced_length, forced=True)
     else:
         limits = _Limits(steps=config.max_tokens, min_tokens=config.min_tokens, forced=False)

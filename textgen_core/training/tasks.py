@@ -20,7 +20,8 @@ from textgen_core import metrics, models
 from textgen_core.config import TrainConfig
 from textgen_core.corpus import reference_groups, splits_by_source
 from textgen_core.data import BucketBatcher, LMWindows, encode_pairs
-from textgen_core.decoding.search import DecodeConfig, generate
+from textgen_core.decoding.config import DecodeConfig
+from textgen_core.decoding.search import generate
 from textgen_core.errors import TextGenError
 from textgen_core.evaluation import batch_loss, greedy_batch, mean_loss, same_length_output
 from textgen_core.generation import Generator
