@@ -13,6 +13,11 @@ Every sequence is at most ``max_len`` tokens *including* its bos/eos: ids are cu
 Language-model convention (as nanoGPT's ``get_batch``): a window ``w`` of ``block_size + 1``
 consecutive tokens gives ``x = w[:-1]`` and ``y = w[1:]``.
 
+Prefix-LM convention (a decoder-only model on pairs, as GPT-2 couplet models are trained): each
+pair is one row ``w = src_ids + [sep] + tgt_ids + [eos]`` (``sep`` is the tokenizer's newline
+token), ``x = w[:-1]``, ``y = w[1:]`` with ``y`` set to ``pad_id`` where it would predict a source
+token or the separator: the loss (which ignores pad) is on the target and its eos only.
+
 All randomness comes from private ``torch.Generator`` objects seeded from (seed, epoch/step, rank),
 never from the global RNG, so batches are reproducible and resumable from a small state dict.
 """
@@ -89,17 +94,25 @@ class Seq2SeqBatch:
 
 @dataclass(frozen=True, eq=False)  # tensors: no field-wise == or hash
 class LMBatch:
-    """Language-model windows: ``y`` is ``x`` shifted left by one token."""
+    """Language-model rows: ``y`` is ``x`` shifted left by one token.
+
+    ``pad_id`` (prefix-LM rows): ``y`` holds it where nothing is to be learned (padding, the
+    source part); ``None`` for windows of a token stream, where every position counts.
+    """
 
     x: Tensor  # (B, T) long
     y: Tensor  # (B, T) long
+    pad_id: int | None = None
 
     def to(self, device: torch.device | str) -> LMBatch:
-        return LMBatch(self.x.to(device), self.y.to(device))
+        return LMBatch(self.x.to(device), self.y.to(device), self.pad_id)
 
     @property
     def n_tokens(self) -> int:
-        return int(self.y.numel())
+        """Number of positions the loss counts."""
+        if self.pad_id is None:
+            return int(self.y.numel())
+        return int((self.y != self.pad_id).sum())
 
 
 def encode_pairs(
@@ -287,6 +300,52 @@ class BucketBatcher:
         return Seq2SeqBatch(
             torch.from_numpy(src), torch.from_numpy(tgt_in), torch.from_numpy(tgt_out), self.pad_id
         )
+
+
+def prefix_lm_side_len(block_size: int) -> int:
+    """The ``max_len`` of one side of a pair packed into a prefix-LM row of at most ``block_size``
+    tokens: source and target are each cut to ``(block_size - 1) // 2`` ids, so
+    ``source + [sep] + target`` always fits."""
+    return (_check_int("block_size", block_size, 3) + 1) // 2
+
+
+class PrefixLMBatcher(BucketBatcher):
+    """Pairs for a decoder-only model: the batches of :class:`BucketBatcher` (same shuffling,
+    length bucketing, ranks and resumable state), each pair packed into one prefix-LM row (see the
+    module docstring) and served as an :class:`LMBatch` whose ``y`` is pad on the source part."""
+
+    def __init__(
+        self,
+        examples: Sequence[tuple[Sequence[int], Sequence[int]]],
+        *,
+        batch_size: int,
+        pad_id: int,
+        sep_id: int,
+        eos_id: int,
+        block_size: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        super().__init__(
+            examples, batch_size=batch_size, pad_id=pad_id, bos_id=sep_id, eos_id=eos_id,
+            max_len=prefix_lm_side_len(block_size), seed=seed, shuffle=shuffle, rank=rank,
+            world_size=world_size,
+        )
+        self.sep_id = int(sep_id)
+
+    def _collate(self, idx: np.ndarray) -> LMBatch:  # type: ignore[override]
+        n_src, n_tgt = self._src.lengths[idx], self._tgt.lengths[idx]
+        width = int((n_src + n_tgt).max()) + 1  # source, sep, target (the eos is only in y)
+        x = np.full((len(idx), width), self.pad_id, dtype=np.int64)  # (B, T)
+        y = x.copy()  # (B, T)
+        for b, i in enumerate(idx.tolist()):
+            s, t = self._src.row(i), self._tgt.row(i)
+            row = np.concatenate([s, [self.sep_id], t, [self.eos_id]])
+            x[b, : len(row) - 1] = row[:-1]
+            y[b, len(s) : len(row) - 1] = row[len(s) + 1 :]  # from the separator on: target, eos
+        return LMBatch(torch.from_numpy(x), torch.from_numpy(y), self.pad_id)
 
 
 class LMWindows:

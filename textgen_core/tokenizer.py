@@ -245,6 +245,15 @@ class Tokenizer:
     def eos_id(self) -> int:
         return self.EOS_ID
 
+    @property
+    def newline_id(self) -> int:
+        """Id of the ``"\\n"`` token: paragraph breaks, and the separator of a prefix language
+        model's ``source <sep> target`` rows. Every tokenizer trained here has it."""
+        token = int(self._sp.piece_to_id(_NEWLINE_SYMBOL))
+        if token == self.UNK_ID:
+            raise TextGenError("this tokenizer has no newline token; re-create the project to retrain it")
+        return token
+
     def __repr__(self) -> str:
         return f"Tokenizer(kind={self.kind!r}, vocab_size={self.vocab_size})"
 

@@ -23,7 +23,7 @@ from textgen_core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LMStepper", "RecurrentStepper", "Seq2SeqStepper", "Stepper", "TaggerStepper"]
+__all__ = ["LMStepper", "PromptedLMStepper", "RecurrentStepper", "Seq2SeqStepper", "Stepper", "TaggerStepper"]
 
 
 @runtime_checkable
@@ -116,6 +116,40 @@ class LMStepper:
 
     def select(self, index: Tensor) -> None:
         return None
+
+
+class PromptedLMStepper:
+    """Stepper for a decoder-only model writing the second part of a pair (a prefix LM).
+
+    ``prompt`` (B, P) holds the rows ``source ids + [sep]``, all of one length (a language model
+    has no padding mask). The search's prefix starts with a start token that stands for the prompt,
+    as ``[bos]`` stands before a seq2seq decoder's output: it is dropped and the prompt put in its
+    place, so searches, constraints and processors see the output positions exactly as with an
+    encoder-decoder. The whole row must fit the model's ``block_size``: the prompt is never cut.
+    """
+
+    def __init__(self, model: nn.Module, prompt: Tensor) -> None:
+        if prompt.dim() == 1:
+            prompt = prompt.unsqueeze(0)
+        if prompt.dim() != 2 or prompt.size(0) < 1 or prompt.size(1) < 1:
+            raise ConfigError(f"prompt ids must have shape (B, P) with P >= 1, got {tuple(prompt.shape)}")
+        _warn_if_training(model)
+        self.model = model
+        self.device = _model_device(model)
+        self.prompt = prompt.to(self.device, torch.long)  # (B, P)
+
+    def logits(self, prefix: Tensor) -> Tensor:
+        prefix = prefix.to(self.device, torch.long)  # (N, T), prefix[:, 0] is the start token
+        if prefix.size(0) != self.prompt.size(0):
+            raise ValueError(
+                f"prefix has {prefix.size(0)} rows but the stepper holds {self.prompt.size(0)}; "
+                "call select() first"
+            )
+        idx = torch.cat([self.prompt, prefix[:, 1:]], dim=1)  # (N, P + T - 1)
+        return self.model(idx)[:, -1, :].float()  # (N, V)
+
+    def select(self, index: Tensor) -> None:
+        self.prompt = self.prompt.index_select(0, index.to(self.device, torch.long))  # (N', P)
 
 
 class RecurrentStepper:
