@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from textgen_core.config import TRAIN_PRESETS
 from textgen_core.decoding.steppers import Stepper
 from textgen_core.errors import ConfigError
-from textgen_core.models import cnn_tagger, gpt, transformer
+from textgen_core.models import bahdanau, cnn_tagger, gpt, gru_seq2seq, lstm_seq2seq, luong, transformer
 from textgen_core.models.contract import ModelSpec, TrainContext
 from textgen_core.models.gpt import GPT, GPTConfig
 from textgen_core.models.layers import DecoderOutput
@@ -278,3 +278,7 @@ def _to_float(key: str, value: Any) -> float:
 register(transformer.SPEC)
 register(gpt.SPEC)
 register(cnn_tagger.SPEC)
+register(gru_seq2seq.SPEC)
+register(lstm_seq2seq.SPEC)
+register(bahdanau.SPEC)
+register(luong.SPEC)
