@@ -5,6 +5,13 @@ runs :mod:`textgen_core.decoding` on it. Couplets keep their form: the input's w
 (datasets often space the characters) and, with a character tokenizer, the output has exactly the
 input's length. Attention is computed on request for the hypothesis actually chosen, from a
 separate forward pass, so decoding itself never pays for it.
+
+Every model writes every task it has learnt. A language model continues a story from the prompt's
+own tokens; on pairs it writes as a prefix LM after ``source <sep>`` (the tokenizer's newline as
+separator, :mod:`textgen_core.data`), with the couplet rules and forced length counted on the
+target alone. A sequence-to-sequence model continues a story passage by passage: the prompt's last
+passage is the first source, and each passage it writes is fed back as the next
+(:mod:`textgen_core.decoding.passage_rounds`).
 """
 
 from __future__ import annotations
@@ -27,10 +34,12 @@ from textgen_core.decoding.constraints import (
     is_punctuation,
     punctuation_ids,
 )
+from textgen_core.decoding.passage_rounds import Story, write_passages
 from textgen_core.decoding.search import Hypothesis, generate
 from textgen_core.devices import resolve_device
 from textgen_core.errors import CheckpointError, NotTrainedError, TextGenError
-from textgen_core.evaluation import same_length_output
+from textgen_core.output_form import same_length_output
+from textgen_core.passages import last_passage
 from textgen_core.project import Project
 from textgen_core.tokenizer import Tokenizer
 from textgen_core.training.checkpoint import load_checkpoint
@@ -39,6 +48,8 @@ log = logging.getLogger(__name__)
 
 # ASCII marks typed in a couplet -> the full-width marks couplet corpora use
 _FULL_WIDTH = {",": "，", ".": "。", "!": "！", "?": "？", ";": "；", ":": "：", "(": "（", ")": "）"}
+_EMPTY = {"couplet": "type the first line of the couplet", "translation": "type the text to translate",
+          "continuation": "type the beginning of the story"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,7 @@ class Candidate:
     ids: list[int]
     tokens: list[str]
     finished: bool
+    passages: tuple[str, ...] = ()   # a story written passage by passage: each passage's text
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,9 @@ class GenerationResult:
             "prompt": self.prompt,
             "prompt_ids": self.prompt_ids,
             "hypotheses": [
-                {"text": h.text, "score": h.score, "ids": h.ids} for h in self.hypotheses
+                {"text": h.text, "score": h.score, "ids": h.ids,
+                 **({"passages": list(h.passages)} if h.passages else {})}
+                for h in self.hypotheses
             ],
         }
 
@@ -125,6 +139,11 @@ class Generator:
     def is_lm(self) -> bool:
         return self.spec.kind == "lm"
 
+    @property
+    def reads_stream(self) -> bool:
+        """A language model continuing a story: it goes on from the prompt's own tokens."""
+        return self.is_lm and self.task == "continuation"
+
     def prepare(self, text: str) -> str:
         """Normalise user input the way training data was normalised.
 
@@ -150,33 +169,70 @@ class Generator:
         on_token: Callable[[int], bool] | None = None,
     ) -> GenerationResult:
         prompt = self.prepare(text)
-        if not prompt and not self.is_lm:
-            raise TextGenError("empty input: type the text to answer or translate")
-        tok = self.tgt_tok
-        banned = (tok.pad_id, tok.bos_id, tok.unk_id)
-        if self.is_lm:
+        if not prompt and not self.reads_stream:
+            raise TextGenError(f"empty input: {_EMPTY.get(self.task, 'type the input text')}")
+        if self.task == "continuation" and not self.is_lm:
+            return self._write_passages(prompt, config, with_attention, on_token)
+        if self.reads_stream:
             prompt_ids = self.src_tok.encode(prompt) if prompt else self.src_tok.encode("\n")
-            stepper, prefix, forced = models.make_stepper(self.model, None), prompt_ids, None
+            tok = self.tgt_tok
+            hyps = generate(models.make_stepper(self.model, None), prompt_ids, eos_id=tok.eos_id,
+                            config=config, banned_ids=(tok.pad_id, tok.bos_id, tok.unk_id),
+                            on_token=on_token)
         else:
             prompt_ids = self.src_tok.encode(prompt, per_char=self.forces_length)
-            block = self.model.config.block_size
-            if len(prompt_ids) + 1 > block:
-                raise TextGenError(
-                    f"input is {len(prompt_ids)} tokens long; this model reads at most {block - 1}"
-                )
-            src = torch.tensor([prompt_ids + [self.src_tok.eos_id]], device=self.device)  # (1, S)
-            stepper, prefix = models.make_stepper(self.model, src), [tok.bos_id]
-            forced = len(prompt) if self.forces_length else None  # characters, not tokens
-            config = _fit_max_tokens(config, block - 1)
-        constraints = self._couplet_rules(prompt) if forced is not None else []
-        hyps = generate(stepper, prefix, eos_id=tok.eos_id, config=config, banned_ids=banned,
-                        on_token=on_token, forced_length=forced, constraints=constraints)
+            hyps = self.answer(prompt_ids, config, on_token, first_line=prompt)
         candidates = [self._candidate(h) for h in hyps]
         attention = None
         if with_attention and hyps:
             attention = self.attention(prompt_ids, list(hyps[0].ids))
-        why = None if self.spec.has_attention else f"{self.spec.name} has no attention to show"
-        return GenerationResult(prompt, prompt_ids, candidates, attention, why)
+        return GenerationResult(prompt, prompt_ids, candidates, attention, self._why_no_attention())
+
+    def answer(
+        self, source_ids: list[int], config: DecodeConfig,
+        on_token: Callable[[int], bool] | None = None, *, first_line: str = "",
+    ) -> list[Hypothesis]:
+        """The output for one source (a seq2seq model, or a language model as a prefix LM).
+
+        ``first_line``: the couplet's text, whose length and rules bind the answer when the output
+        length is forced (couplets with characters).
+        """
+        tok = self.tgt_tok
+        block = self.model.config.block_size
+        forced = len(first_line) if self.forces_length else None  # characters, not tokens
+        if self.is_lm:
+            row = [*source_ids, self.src_tok.newline_id]          # source <sep>
+            room = block - len(row) + 1                           # tokens it can write, eos included
+            most = block - 1 if forced is None else block // 2
+            if room < (forced or 1):
+                raise TextGenError(f"input is {len(source_ids)} tokens long; this model reads at most {most}")
+        else:
+            row, room = [*source_ids, self.src_tok.eos_id], block - 1
+            if len(row) > block:
+                raise TextGenError(
+                    f"input is {len(source_ids)} tokens long; this model reads at most {block - 1}"
+                )
+        stepper = models.make_stepper(self.model, torch.tensor([row], device=self.device))  # (1, S)
+        constraints = self._couplet_rules(first_line) if forced is not None else []
+        return generate(stepper, [tok.bos_id], eos_id=tok.eos_id, config=_fit_max_tokens(config, room),
+                        banned_ids=(tok.pad_id, tok.bos_id, tok.unk_id), on_token=on_token,
+                        forced_length=forced, constraints=constraints)
+
+    def _write_passages(self, prompt: str, config: DecodeConfig, with_attention: bool,
+                        on_token: Callable[[int], bool] | None) -> GenerationResult:
+        """A story continued passage by passage from the prompt's last passage."""
+        most = self.model.config.block_size - 1
+        source = self.src_tok.encode(last_passage(prompt, most))[-most:]
+        stories = write_passages(self.answer, source, config, max_source=most, on_token=on_token)
+        candidates = [self._story(story) for story in stories]
+        attention = None
+        if with_attention and stories and stories[0].passages:
+            attention = self.attention(list(stories[0].sources[-1]), list(stories[0].passages[-1]))
+        return GenerationResult(prompt, self.src_tok.encode(prompt), candidates, attention,
+                                self._why_no_attention())
+
+    def _why_no_attention(self) -> str | None:
+        return None if self.spec.has_attention else f"{self.spec.name} has no attention to show"
 
     def attention(self, prompt_ids: list[int], output_ids: list[int]) -> Attention | None:
         """Attention weights of one produced output (all layers and heads); None for a model
@@ -184,7 +240,8 @@ class Generator:
         if self.spec.attention is None or (not output_ids and not self.is_lm):
             return None
         if self.is_lm:
-            ids = (prompt_ids + output_ids)[-self.model.config.block_size :]
+            context = prompt_ids if self.reads_stream else [*prompt_ids, self.src_tok.newline_id]
+            ids = (context + output_ids)[-self.model.config.block_size :]
             x = torch.tensor([ids], device=self.device)                    # (1, T)
             weights = self.spec.attention(self.model, None, x)             # (L, 1, H, T, T)
             labels = self.src_tok.pieces(ids)
@@ -219,6 +276,11 @@ class Generator:
         ids = list(hyp.ids)
         return Candidate(self.tgt_tok.decode(ids), float(hyp.score), ids,
                          self.tgt_tok.pieces(ids), hyp.finished)
+
+    def _story(self, story: Story) -> Candidate:
+        ids = story.ids
+        return Candidate(self.tgt_tok.decode(ids), story.score, ids, self.tgt_tok.pieces(ids),
+                         story.finished, tuple(self.tgt_tok.decode(list(p)) for p in story.passages))
 
 
 def _fit_max_tokens(config: DecodeConfig, limit: int) -> DecodeConfig:

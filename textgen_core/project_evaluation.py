@@ -1,0 +1,52 @@
+"""``textgen evaluate``: score a project's trained model on corpus files.
+
+A thin layer above :mod:`textgen_core.generation` (which loads the checkpoint) and
+:mod:`textgen_core.evaluation` (loss, perplexity, batched greedy outputs, BLEU/chrF); the command
+line calls it, and so should anything in the studio that evaluates a project.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from textgen_core import metrics
+from textgen_core.corpus import load_corpus, reference_groups, splits_by_source
+from textgen_core.data import BucketBatcher, LMWindows, encode_pairs
+from textgen_core.evaluation import mean_loss, seq2seq_scores
+from textgen_core.generation import Generator
+from textgen_core.project import Project
+
+
+def evaluate_project(
+    project: Project, files: Sequence[str], *, checkpoint: str = "best", device: str = "auto"
+) -> dict[str, Any]:
+    """Loss and perplexity, and for seq2seq tasks BLEU and chrF, of ``checkpoint`` on ``files``.
+
+    ``examples`` counts pairs (the loss is per pair), ``sources`` the outputs decoded and scored.
+    """
+    gen = Generator.open(project, checkpoint, device)
+    corpus = load_corpus(project.config.task, files, swap=project.config.data.swap)
+    model, dev = gen.model, gen.device
+    pad = gen.tgt_tok.pad_id
+    if gen.is_lm:
+        ids = torch.tensor(gen.tgt_tok.encode(corpus.text), dtype=torch.long)
+        windows = LMWindows(ids, block_size=model.config.block_size, batch_size=16)
+        loss = mean_loss(model, windows.iter_batches(), pad, dev)
+        return {"examples": int(ids.numel()), "bleu": None, "chrf": None, "loss": loss,
+                "ppl": metrics.perplexity(loss)}
+    pairs = [(p.source, p.target) for p in corpus.pairs]
+    max_len = model.config.block_size
+    examples = encode_pairs(pairs, gen.src_tok, gen.tgt_tok, max_len, per_char=gen.forces_length)
+    batches = BucketBatcher(
+        examples, batch_size=32, pad_id=pad, bos_id=gen.tgt_tok.bos_id,
+        eos_id=gen.tgt_tok.eos_id, max_len=max_len, shuffle=False,
+    )
+    loss = mean_loss(model, batches.iter_batches(), pad, dev)
+    groups = reference_groups(pairs, by_source=splits_by_source(project.config.task))
+    scores = seq2seq_scores(model, groups, src_tok=gen.src_tok, tgt_tok=gen.tgt_tok,
+                            max_len=max_len, device=dev, same_length=gen.forces_length)
+    return {"examples": len(pairs), "sources": len(groups), "bleu": scores["bleu"],
+            "chrf": scores["chrf"], "loss": loss, "ppl": metrics.perplexity(loss)}
