@@ -74,12 +74,14 @@ class TrainingWorker(QObject):
             log.error("training crashed:\n%s", traceback.format_exc())
             self.failed.emit(f"training crashed: {type(exc).__name__}: {exc}")
 
-    def _on_event(self, event: dict[str, Any]) -> None:
-        if event["event"] == "config":    # model, batches and optimizer are built
+    def _on_event(self, event: Any) -> None:
+        """Takes a typed training event; the signal carries its metrics.jsonl object (a dict)."""
+        data = event.to_json()
+        if data["event"] == "config":    # model, batches and optimizer are built
             heap.freeze_long_lived()
-        self._pending.append(event)
+        self._pending.append(data)
         now = time.monotonic()
-        if event["event"] in URGENT or now - self._last_emit >= EMIT_INTERVAL_S:
+        if data["event"] in URGENT or now - self._last_emit >= EMIT_INTERVAL_S:
             self._flush(now)
 
     def _flush(self, now: float | None = None) -> None:

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 
 from app.panels import curves
 from app.panels.training import TrainingPanel
+from textgen_core.training import events as ev
 from textgen_core.training.progress import format_eta
 
 T0 = 1_795_279_872.0
@@ -17,35 +18,31 @@ T0 = 1_795_279_872.0
 
 def stream(steps=100, *, eval_every=20, log_every=1, seq2seq=True, best_until=60, start=0,
            dt=0.5, tps=2345.0):
-    """Events shaped exactly like train_project's (recorded from a real tiny couplet run)."""
-    events = [
-        {"event": "config", "step": start, "time": T0, "device": "cpu", "model": "transformer",
-         "parameters": 360704, "world_size": 1, "resumed": start > 0},
-        {"event": "start", "step": start, "time": T0, "steps": steps},
+    """Events as train_project sends them to the studio (typed events in their metrics.jsonl form),
+    shaped like a real tiny couplet run."""
+    typed: list[ev.Event] = [
+        ev.Config(step=start, time=T0, device="cpu", model="transformer", parameters=360704,
+                  world_size=1, resumed=start > 0),
+        ev.Start(step=start, time=T0, steps=steps),
     ]
     for step in range(start + 1, steps + 1):
         t = T0 + step * dt
         if step % log_every == 0 or step == steps:
-            events.append({"event": "step", "step": step, "time": t, "train_loss": 8.0 * math.exp(-step / 80),
-                           "lr": 1e-3 * min(1.0, step / 30), "tokens_per_s": tps})
+            typed.append(ev.Step(step=step, time=t, train_loss=8.0 * math.exp(-step / 80),
+                                 lr=1e-3 * min(1.0, step / 30), tokens_per_s=tps))
         if step % eval_every == 0 or step == steps:
             val = 7.5 - step / 40 if step <= best_until else 6.0 + step / 200
-            ev = {"event": "eval", "step": step, "time": t, "best": step <= best_until, "val_loss": val,
-                  "val_ppl": math.exp(val)}
-            if seq2seq:
-                ev.update(bleu=step / 10, chrf=step / 5)
-            events.append(ev)
-            sample = {"prompt": "汪洋大海多瑰宝", "output": f"out{step}"}
-            if seq2seq:
-                sample["reference"] = "骇浪惊涛有巨鳌"
-            events.append({"event": "sample", "step": step, "time": t, "samples": [sample]})
-            events.append({"event": "checkpoint", "step": step, "time": t, "kind": "last",
-                           "path": "p/checkpoints/last.pt"})
+            scores = {"bleu": step / 10, "chrf": step / 5} if seq2seq else {}
+            typed.append(ev.Eval(step=step, time=t, best=step <= best_until, val_loss=val,
+                                 val_ppl=math.exp(val), **scores))
+            ref = "骇浪惊涛有巨鳌" if seq2seq else None
+            written = ev.Written("汪洋大海多瑰宝", f"out{step}", ref)
+            typed.append(ev.Sample(step=step, time=t, samples=(written,)))
+            typed.append(ev.Checkpoint(step=step, time=t, kind="last", path="p/checkpoints/last.pt"))
             if step <= best_until:
-                events.append({"event": "checkpoint", "step": step, "time": t, "kind": "best",
-                               "path": "p/checkpoints/best.pt"})
-    events.append({"event": "finished", "step": steps, "time": T0 + steps * dt + 1, "reason": "finished"})
-    return events
+                typed.append(ev.Checkpoint(step=step, time=t, kind="best", path="p/checkpoints/best.pt"))
+    typed.append(ev.Finished(step=steps, time=T0 + steps * dt + 1))
+    return [event.to_json() for event in typed]
 
 
 @pytest.fixture
@@ -173,7 +170,7 @@ def test_eta_and_progress(panel):
     assert panel.eta_seconds() == pytest.approx(90)
     assert panel.status_label.text() == panel.status_text()
     assert (panel.progress.value(), panel.progress.maximum()) == (120, 300)
-    panel.add_events([{"event": "finished", "step": 300, "time": T0 + 200, "reason": "finished"}])
+    panel.add_events([ev.Finished(step=300, time=T0 + 200)])
     assert "finished" in panel.status_text() and "ETA" not in panel.status_text()
 
 
@@ -225,14 +222,14 @@ def test_history_runs_drawn_faded_and_toggled(panel, qtbot):
 def test_failed_stopped_and_resumed_runs(panel):
     panel.set_state("running")
     events = stream(50)[:-1]
-    panel.add_events(events + [{"event": "failed", "step": 50, "time": T0 + 30, "message": "out of memory"}])
+    panel.add_events(events + [ev.Failed(step=50, time=T0 + 30, message="out of memory")])
     assert panel.state() == "idle"
     assert not panel.error_label.isHidden() and "out of memory" in panel.error_label.text()
     assert panel.error_label.styleSheet().startswith("color: #d32f2f")
     panel.reset(100)
     assert panel.error_label.isHidden()
     panel.set_state("running")
-    stopped = {"event": "stopped", "step": 40, "time": T0 + 30, "reason": "stopped"}
+    stopped = ev.Stopped(step=40, time=T0 + 30)
     panel.add_events(stream(100)[:60] + [stopped])
     assert panel.state() == "finished" and panel.resume_button.isEnabled()
     # resuming from step 30 (an earlier checkpoint) drops the points past it
@@ -243,8 +240,8 @@ def test_failed_stopped_and_resumed_runs(panel):
 
 
 def test_buffers_bounded_and_add_events_fast(panel):
-    events = [{"event": "step", "step": i, "time": T0 + i * 0.01, "train_loss": 5.0 + (i % 7) / 10,
-               "lr": 1e-3, "tokens_per_s": 1000.0} for i in range(1, 50_001)]
+    events = [ev.Step(step=i, time=T0 + i * 0.01, train_loss=5.0 + (i % 7) / 10, lr=1e-3,
+                      tokens_per_s=1000.0).to_json() for i in range(1, 50_001)]
     begin = time.perf_counter()
     panel.add_events(events)
     assert time.perf_counter() - begin < 1.0
@@ -292,7 +289,7 @@ def test_metrics_tab_built_when_first_shown(panel):
 
 
 def test_an_opened_project_shows_where_its_saved_model_stands(panel):
-    stopped = stream(100)[:-1] + [{"event": "stopped", "step": 51, "time": T0 + 30, "reason": "stopped"}]
+    stopped = stream(100)[:-1] + [ev.Stopped(step=51, time=T0 + 30).to_json()]
     panel.reset(300)
     panel.show_saved({"20260101-000000": stream(40), "20260102-000000": stopped})
     panel.set_can_resume(True)
@@ -301,3 +298,54 @@ def test_an_opened_project_shows_where_its_saved_model_stands(panel):
     assert panel.progress.value() == 51 and panel.resume_button.isEnabled()
     panel.show_saved({})                                   # no run recorded: nothing changes
     assert panel.status_text() == "step 51 / 300 · stopped"
+
+
+def test_a_run_recorded_before_events_were_typed_still_draws(panel, tmp_path):
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parent / "data" / "metrics_before_typed_events.jsonl"
+    old = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    panel.show_history({"20250101-000000": old})
+    assert len(panel.history_items()) == 2              # its train and validation loss curves
+    panel.add_events(old)
+    panel.redraw_now()
+    assert panel.series("train_loss") == ([5], [6.62])
+    assert panel.series("val_loss") == ([5, 8], [6.1, 812.0]) and panel.series("bleu") == ([5], [0.91])
+    assert "春风得意" in panel.samples_text() and "transformer" in panel.info_label.text()
+    assert panel.extra_metrics() == [] and panel.phases() == []
+
+
+def seqgan_like_stream() -> list[dict]:
+    """A multi-phase run whose algorithm reports metrics the panel has never heard of."""
+    typed: list[ev.Event] = [ev.Start(step=0, time=T0, steps=30)]
+    for step in range(1, 31):
+        phase = "mle" if step <= 10 else "d_pretrain" if step <= 20 else "adversarial"
+        extra = {} if phase == "mle" else {"d_acc": 0.5 + step / 100}
+        if phase == "adversarial":
+            extra["reward"] = step / 60
+        typed.append(ev.Step(step=step, time=T0 + step, train_loss=3.0 - step / 20, lr=1e-3,
+                             tokens_per_s=100.0, phase=phase, metrics=extra))
+        if step % 10 == 0:
+            typed.append(ev.Eval(step=step, time=T0 + step, val_loss=2.0, metrics={"self_bleu": step / 2}))
+    return [event.to_json() for event in typed]
+
+
+def test_unknown_metrics_get_their_own_plots_and_phases_are_marked(panel):
+    panel.add_events(seqgan_like_stream())
+    panel.redraw_now()
+    assert panel.extra_metrics() == ["self_bleu", "d_acc", "reward"]     # in order of appearance
+    assert panel.series("reward") == (list(range(21, 31)), [s / 60 for s in range(21, 31)])
+    assert panel.phases() == [(0, "mle"), (10, "d_pretrain"), (20, "adversarial")]
+    lines = [item for item in panel.loss_plot.getPlotItem().items if isinstance(item, curves.pg.InfiniteLine)]
+    marked = sorted((line.value(), line.label.format) for line in lines if line is not panel.best_line)
+    assert marked == [(0, "mle"), (10, "d_pretrain"), (20, "adversarial")]
+    panel.tabs.setCurrentIndex(1)                       # the Metrics tab is built on first show
+    assert set(panel.metrics.extra_plots) == {"d_acc", "self_bleu", "reward"}
+    assert panel.drawn("self_bleu") == ([10.0, 20.0, 30.0], [5.0, 10.0, 15.0])
+    assert len(panel.drawn("d_acc")[0]) == 20
+    # resuming from step 15 drops what came after it, phase marks included
+    panel.add_events([ev.Start(step=15, time=T0 + 50, steps=30)])
+    panel.redraw_now()
+    assert panel.phases() == [(0, "mle"), (10, "d_pretrain")]
+    assert max(panel.series("d_acc")[0]) == 15 and panel.series("reward") == ([], [])

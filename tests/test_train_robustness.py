@@ -22,7 +22,7 @@ from conftest import tiny_couplet_lines
 from textgen_core.errors import CheckpointError, TextGenError, TrainingError
 from textgen_core.generation import Generator
 from textgen_core.project import Project
-from textgen_core.training import checkpoint, lock
+from textgen_core.training import checkpoint, events, lock
 from textgen_core.training.checkpoint import load_checkpoint, read_summary
 from textgen_core.training.progress import Progress, format_eta
 from textgen_core.training.run import train_project
@@ -111,7 +111,7 @@ def test_sigterm_stops_after_the_step_saves_last_and_a_second_trainer_is_refused
     stopped = next(line for line in lines if line.startswith("stopped at step "))
     step = int(stopped.split()[3].rstrip(","))
     ckpt = load_checkpoint(project.checkpoint_path("last"))
-    assert ckpt["step"] == step and "optimizer" in ckpt
+    assert ckpt["step"] == step and "optimizer" in ckpt["algorithm"]
     assert not (project.root / lock.LOCK_NAME).exists()                    # released
     outcome = train_project(Project.open(project.root), steps=step + 2, device="cpu", resume=True)
     assert outcome.status == "finished" and outcome.step == step + 2
@@ -190,8 +190,8 @@ def test_disk_full_while_recording_metrics_is_one_plain_error(tmp_path):
     writer.handle.close()
     writer.handle = FullDisk()
     with pytest.raises(TrainingError, match=r"run: disk full while recording metrics.jsonl at step 7"):
-        writer.write({"event": "step", "step": 7})
-    writer.write({"event": "step", "step": 8})            # nothing more is recorded, nothing raised
+        writer.write(events.Checkpoint(step=7, kind="last", path="last.pt"))
+    writer.write(events.Checkpoint(step=8, kind="last", path="last.pt"))   # nothing more, nothing raised
     writer.close()
 
 
@@ -200,7 +200,7 @@ def test_best_is_slim_loads_for_writing_and_is_never_resumed(trained, cli, tmp_p
     best, last = trained.checkpoint_path("best"), trained.checkpoint_path("last")
     slim, full = load_checkpoint(best), load_checkpoint(last)
     assert best.stat().st_size < 0.6 * last.stat().st_size
-    assert not {"optimizer", "rng", "data_state", "scaler"} & set(slim)
+    assert not {"algorithm", "optimizer", "rng", "data_state", "scaler"} & set(slim)
     assert slim["step"] == full["step"] == 5
 
     result = Generator.open(trained, "best", "cpu").generate("春风得意", trained.config.generate)
@@ -248,9 +248,9 @@ def test_version_1_checkpoints_still_load(trained, tmp_path):
 # ----------------------------------------------------------------------------- progress line
 def test_step_line_shows_progress_and_eta():
     progress = Progress()
-    progress.update({"event": "start", "step": 100, "time": 1000.0, "steps": 400})  # a resumed run
-    line = progress.step_line({"event": "step", "step": 120, "time": 1010.0, "train_loss": 3.21,
-                               "lr": 1e-3, "tokens_per_s": 2345.4})
+    progress.update(events.Start(step=100, time=1000.0, steps=400))  # a resumed run
+    line = progress.step_line(events.Step(step=120, time=1010.0, train_loss=3.21, lr=1e-3,
+                                          tokens_per_s=2345.4))
     # 20 steps in 10 s, 280 to go: 140 s
     assert line == "step 120/400 (30%)  loss 3.2100  lr 1.00e-03  2345 tok/s  ETA 2m20s"
     assert progress.position(120) == "step 120/400"

@@ -13,6 +13,7 @@ import torch
 
 from textgen_core.errors import TrainingError
 from textgen_core.project import Project
+from textgen_core.training import events
 from textgen_core.training.checkpoint import load_checkpoint
 from textgen_core.training.run import train_project
 
@@ -25,12 +26,12 @@ def make_project(root: Path, files: list[Path]) -> Project:
 
 
 def stop_after(n: int):
-    events: list[dict] = []
+    seen: list[events.Event] = []
 
-    def on_event(event: dict) -> None:
-        events.append(event)
+    def on_event(event: events.Event) -> None:
+        seen.append(event)
 
-    return events, on_event, lambda: sum(e["event"] == "step" for e in events) >= n
+    return seen, on_event, lambda: sum(isinstance(e, events.Step) for e in seen) >= n
 
 
 def test_resume_equals_uninterrupted(couplet_files, tmp_path):
@@ -55,11 +56,11 @@ def test_resume_equals_uninterrupted(couplet_files, tmp_path):
 
 def test_stop_ends_within_one_step_and_leaves_a_loadable_checkpoint(couplet_files, tmp_path):
     project = make_project(tmp_path / "p", couplet_files)
-    events, on_event, should_stop = stop_after(3)
+    seen, on_event, should_stop = stop_after(3)
     outcome = train_project(project, steps=1000, device="cpu", on_event=on_event,
                             should_stop=should_stop)
     assert outcome.status == "stopped" and outcome.step == 3
-    assert [e["event"] for e in events][-1] == "stopped"
+    assert isinstance(seen[-1], events.Stopped)
     assert load_checkpoint(project.checkpoint_path("last"))["step"] == 3
 
 

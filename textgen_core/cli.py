@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from textgen_core.errors import NotTrainedError, TextGenError
-from textgen_core.training.progress import Progress
+from textgen_core.training import events
+from textgen_core.training.progress import Progress, format_metrics
 
 log = logging.getLogger("textgen")
 
@@ -223,24 +224,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_event(event: dict[str, Any], progress: Progress) -> None:
-    kind, step = event["event"], event["step"]
+def _print_event(event: events.Event, progress: Progress) -> None:
     progress.update(event)
-    if kind == "config":
-        log.info("training %s (%s parameters) on %s%s", event["model"],
-                 f"{event['parameters']:,}", event["device"],
-                 f", {event['world_size']} processes" if event["world_size"] > 1 else "")
-    elif kind == "step":
+    if isinstance(event, events.Config):
+        log.info("training %s (%s parameters) on %s%s", event.model, f"{event.parameters:,}",
+                 event.device, f", {event.world_size} processes" if event.world_size > 1 else "")
+    elif isinstance(event, events.Step):
         log.info("%s", progress.step_line(event))
-    elif kind == "eval":
-        parts = [f"val loss {event['val_loss']:.4f}"] if event.get("val_loss") is not None else []
-        parts += [f"ppl {event['val_ppl']:.2f}"] if event.get("val_ppl") is not None else []
-        parts += [f"{k} {event[k]:.2f}" for k in ("bleu", "chrf") if event.get(k) is not None]
-        log.info("%s  %s%s", progress.position(step), "  ".join(parts),
-                 "  (best)" if event.get("best") else "")
-    elif kind == "sample":
-        for sample in event["samples"]:
-            log.info("    %s -> %s", sample["prompt"], sample["output"])
+    elif isinstance(event, events.Eval):
+        parts = [f"val loss {event.val_loss:.4f}"] if event.val_loss is not None else []
+        parts += [f"ppl {event.val_ppl:.2f}"] if event.val_ppl is not None else []
+        parts += [f"{k} {getattr(event, k):.2f}" for k in ("bleu", "chrf") if getattr(event, k) is not None]
+        log.info("%s  %s%s%s", progress.position(event.step), "  ".join(parts),
+                 format_metrics(event.metrics), "  (best)" if event.best else "")
+    elif isinstance(event, events.Sample):
+        for sample in event.samples:
+            log.info("    %s -> %s", sample.prompt, sample.output)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

@@ -15,7 +15,9 @@ from typing import Any
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QGridLayout, QLabel, QStackedWidget, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QScrollArea, QStackedWidget, QVBoxLayout, QWidget
+
+from textgen_core.training import events as ev
 
 MAX_POINTS = 20_000        # stored points per series (older points drop off the front)
 MAX_DRAWN = 4_000          # points handed to pyqtgraph per curve; more are thinned by a stride
@@ -26,6 +28,8 @@ VAL_COLOR = QColor(255, 127, 14)
 BEST_COLOR = QColor(240, 190, 0)
 BEST_EDGE = QColor(120, 90, 0)
 EXTRA_COLOR = QColor(44, 160, 44)
+PHASE_COLOR = QColor(148, 103, 189)
+EXTRA_PLOT_HEIGHT = 170    # each extra metric's plot; the Metrics tab scrolls when they do not fit
 
 
 def faded(color: QColor, alpha: int = 110) -> QColor:
@@ -97,20 +101,17 @@ def downsample(
     return [xs[i] for i in idx], [ys[i] for i in idx]
 
 
-def run_losses(events: Iterable[Mapping[str, Any]]) -> tuple[Series, Series]:
+def run_losses(events: Iterable[Mapping[str, Any] | ev.Event]) -> tuple[Series, Series]:
     """Train and validation loss of one stored run (its ``metrics.jsonl`` events)."""
     train, val = Series(), Series()
-    for event in events:
-        kind = event.get("event")
-        step = number(event.get("step"))
-        if step is None:
-            continue
-        if kind == "start":
+    for event in ev.parse_events(events):
+        step = event.step
+        if isinstance(event, ev.Start):
             train.truncate_after(step)
             val.truncate_after(step)
-        elif kind == "step" and (y := number(event.get("train_loss"))) is not None:
+        elif isinstance(event, ev.Step) and (y := number(event.train_loss)) is not None:
             train.append(step, y)
-        elif kind == "eval" and (y := number(event.get("val_loss"))) is not None:
+        elif isinstance(event, ev.Eval) and (y := number(event.val_loss)) is not None:
             val.append(step, y)
     return train, val
 
@@ -179,6 +180,17 @@ def make_loss_plot(
     return plot, raw, named, line
 
 
+def phase_line(x: float, name: str, palette: QPalette) -> pg.InfiniteLine:
+    """A dotted vertical line labelled with the phase that begins at step ``x``."""
+    line = pg.InfiniteLine(
+        pos=x, angle=90, movable=False, pen=pg.mkPen(PHASE_COLOR, width=1.2, style=Qt.PenStyle.DotLine),
+        label=name, labelOpts={"position": 0.92, "color": PHASE_COLOR, "movable": False,
+                               "anchors": [(0, 0.5), (0, 0.5)]},
+    )
+    line.setZValue(-2)
+    return line
+
+
 def history_item(is_train: bool, in_legend: bool) -> pg.PlotDataItem:
     """A faded dashed curve for an earlier run's train or validation loss (behind the current run)."""
     color = faded(TRAIN_COLOR if is_train else VAL_COLOR)
@@ -193,41 +205,47 @@ def history_item(is_train: bool, in_legend: bool) -> pg.PlotDataItem:
     return item
 
 
-def describe_config(event: Mapping[str, Any]) -> str:
-    """``transformer · 0.36 M parameters · cpu`` from a "config" event."""
-    parts = [str(event.get("model", "?"))]
-    params = number(event.get("parameters"))
+def describe_config(event: ev.Config) -> str:
+    """``transformer · 0.36 M parameters · cpu`` from a Config event."""
+    parts = [str(event.model)]
+    params = number(event.parameters)
     if params is not None:
         parts.append(f"{params / 1e6:.2f} M parameters" if params >= 1e5 else f"{params:,.0f} parameters")
-    device = str(event.get("device", "?"))
-    world = number(event.get("world_size"))
-    parts.append(f"{device} × {int(world)}" if world and world > 1 else device)
-    if event.get("resumed"):
+    world = number(event.world_size)
+    parts.append(f"{event.device} × {int(world)}" if world and world > 1 else str(event.device))
+    if event.resumed:
         parts.append("resumed")
     return " · ".join(parts)
 
 
-def samples_html(blocks: Iterable[tuple[int, Sequence[Mapping[str, Any]]]]) -> str:
+def samples_html(blocks: Iterable[tuple[int, Sequence[ev.Written]]]) -> str:
     """The sample box: for each (step, samples) block, "step N" then prompt → output (reference)."""
     out = []
     for step, samples in blocks:
         rows = [f"<p style='margin-top:6px'><b>step {step:,}</b></p>"]
         for sample in samples:
-            prompt = html.escape(str(sample.get("prompt", "")))
-            output = html.escape(str(sample.get("output", "")))
+            prompt = html.escape(sample.prompt)
+            output = html.escape(sample.output)
             rows.append(f"<div>{prompt} → <b>{output}</b></div>")
-            if sample.get("reference") is not None:
-                ref = html.escape(str(sample["reference"]))
+            if sample.reference is not None:
+                ref = html.escape(sample.reference)
                 rows.append(f"<div style='color:#808080'>&nbsp;&nbsp;&nbsp;reference: {ref}</div>")
         out.append("".join(rows))
     return "<hr>".join(out)
 
 
 class MetricsView(QWidget):
-    """Perplexity, BLEU/chrF, learning rate and throughput in a 2x2 grid; ``curves`` by series name."""
+    """Perplexity, BLEU/chrF, learning rate and throughput in a 2x2 grid; ``curves`` by series name.
+
+    Below them, one plot per extra metric a training algorithm reports (:meth:`extra_curve` adds it
+    the first time its name is seen; ``extra_curves`` by name). The grid scrolls when they do not fit.
+    """
 
     def __init__(self, palette: QPalette, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._palette = palette
+        self.extra_curves: dict[str, pg.PlotDataItem] = {}
+        self.extra_plots: dict[str, pg.PlotWidget] = {}
         self.ppl_plot = make_plot("Validation perplexity", "perplexity (log)", palette)
         self.ppl_plot.setLogMode(False, True)
         self.lr_plot = make_plot("Learning rate", "lr", palette)
@@ -250,11 +268,34 @@ class MetricsView(QWidget):
         self.bleu_stack = QStackedWidget()
         self.bleu_stack.addWidget(self.bleu_plot)
         self.bleu_stack.addWidget(self.no_bleu_label)
-        grid = QGridLayout(self)
+        inner = QWidget()
+        self.grid = grid = QGridLayout(inner)
         grid.addWidget(self.ppl_plot, 0, 0)
         grid.addWidget(self.bleu_stack, 0, 1)
         grid.addWidget(self.lr_plot, 1, 0)
         grid.addWidget(self.speed_plot, 1, 1)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.scroll.setWidget(inner)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.scroll)
+
+    def extra_curve(self, name: str, dots: bool = False) -> pg.PlotDataItem:
+        """The curve of extra metric ``name``, in a plot of its own made on first use (two a row
+        below the fixed plots); ``dots`` for metrics measured at evaluations only."""
+        if name in self.extra_curves:
+            return self.extra_curves[name]
+        plot = make_plot(name.replace("_", " "), name, self._palette)
+        plot.setMinimumHeight(EXTRA_PLOT_HEIGHT)
+        style = {"symbol": "o", "symbolSize": 5, "symbolPen": None, "symbolBrush": EXTRA_COLOR}
+        style = style if dots else {}
+        self.extra_curves[name] = plot.plot(pen=pen(EXTRA_COLOR, 1.5), **style)
+        index = len(self.extra_plots)
+        self.extra_plots[name] = plot
+        self.grid.addWidget(plot, 2 + index // 2, index % 2)
+        return self.extra_curves[name]
 
     def show_bleu_note(self, note: str | None) -> None:
         """Show the BLEU plot (``None``) or, in its place, a note why there is nothing to plot."""

@@ -1,9 +1,15 @@
 """The live training view: buttons, progress with ETA, loss/metric curves, generated samples.
 
-Fed the plain event dicts of :func:`textgen_core.training.run.train_project` (the same dicts stored
-one per line in ``runs/<id>/metrics.jsonl``) through :meth:`TrainingPanel.add_events`. Events only
-go into bounded buffers; a 100 ms timer redraws the curves when something changed, so a fast
-training loop (or replaying a long metrics file) never floods the GUI with repaints.
+Fed the events of :func:`textgen_core.training.run.train_project` through
+:meth:`TrainingPanel.add_events`, typed (:mod:`textgen_core.training.events`) or as the plain dicts
+the worker sends and ``runs/<id>/metrics.jsonl`` stores, which are read back with the same
+definitions. Events only go into bounded buffers; a 100 ms timer redraws the curves when something
+changed, so a fast training loop (or replaying a long metrics file) never floods the GUI with
+repaints.
+
+Metrics beyond the fixed ones (``Step.metrics`` / ``Eval.metrics``: a discriminator's accuracy, a
+mean reward, self-BLEU ...) each get their own plot in the Metrics tab, with no code per metric; the
+phases of a multi-phase algorithm are marked on the loss plot where they begin.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from app.panels import curves
 from app.panels.curves import Series, number
+from textgen_core.training import events as ev
 from textgen_core.training.progress import format_eta
 
 STATES = ("idle", "running", "paused", "finished")
@@ -55,6 +62,11 @@ class TrainingPanel(QWidget):
         super().__init__(parent)
         self.redraw_count = 0          # how many times the curves were redrawn (tests, profiling)
         self._series = {name: Series() for name in SERIES}
+        self._extras: dict[str, Series] = {}     # the algorithm's own metrics, by name
+        self._extra_dots: set[str] = set()      # ... of them reported at evaluations (drawn as dots)
+        self._phases: list[tuple[float, str]] = []   # (step where it begins, phase name)
+        self._phase_lines: list[tuple[float, str, pg.InfiniteLine]] = []
+        self._last_step = 0.0                   # step of the previous progress report
         self._samples: deque[tuple[int, list[dict[str, Any]]]] = deque(maxlen=MAX_SAMPLE_BLOCKS)
         self._rate: deque[tuple[float, float]] = deque(maxlen=RATE_WINDOW)
         self._history: list[tuple[pg.PlotDataItem, Series, bool]] = []  # item, raw data, is_train
@@ -201,8 +213,10 @@ class TrainingPanel(QWidget):
     # ------------------------------------------------------------------ data in
     def reset(self, target_steps: int | None = None) -> None:
         """Forget the current run (earlier runs stay); ``target_steps`` sets the progress bar."""
-        for series in self._series.values():
+        for series in (*self._series.values(), *self._extras.values()):
             series.clear()
+        self._phases.clear()
+        self._last_step = 0.0
         self._samples.clear()
         self._rate.clear()
         self._target = target_steps
@@ -215,62 +229,78 @@ class TrainingPanel(QWidget):
     def show_saved(self, runs: Mapping[str, list[Mapping[str, Any]]]) -> None:
         """Where the saved model stands when a project opens: the newest run's end (e.g. "step 51 /
         300 · stopped", with the progress bar there), so that Resume has a visible starting point."""
-        events = runs[max(runs)] if runs else []
-        end = next((e for e in reversed(events) if e.get("event") in ("stopped", "finished")), None)
-        if end is not None and (step := number(end.get("step"))) is not None:
-            self._step, self._outcome = int(step), str(end["event"])
+        events = ev.parse_events(runs[max(runs)]) if runs else []
+        end = next((e for e in reversed(events) if isinstance(e, (ev.Stopped, ev.Finished))), None)
+        if end is not None:
+            self._step, self._outcome = int(end.step), end.KIND
             self._dirty = True
 
-    def add_events(self, events: Iterable[Mapping[str, Any]]) -> None:
-        """Take training events; cheap (buffers only), the curves follow at the next timer tick."""
+    def add_events(self, events: Iterable[ev.Event | Mapping[str, Any]]) -> None:
+        """Take training events (typed, or metrics.jsonl dicts); cheap (buffers only), the curves
+        follow at the next timer tick."""
         s = self._series
-        for event in events:
-            kind = event.get("event")
-            step = number(event.get("step"))
-            step = self._step if step is None else step
-            if kind == "step":
+        for event in ev.parse_events(events):
+            step = event.step
+            if isinstance(event, ev.Step):
                 self._step, self._seen_steps = int(step), True
-                for key in ("train_loss", "lr", "tokens_per_s"):
-                    if (y := number(event.get(key))) is not None:
+                for key, value in (("train_loss", event.train_loss), ("lr", event.lr),
+                                   ("tokens_per_s", event.tokens_per_s)):
+                    if (y := number(value)) is not None:
                         s[key].append(step, y)
-                self._tokens_per_s = number(event.get("tokens_per_s")) or self._tokens_per_s
-                if (t := number(event.get("time"))) is not None:
-                    self._rate.append((step, t))
-            elif kind == "eval":
+                self._tokens_per_s = number(event.tokens_per_s) or self._tokens_per_s
+                self._rate.append((step, event.time))
+                if event.phase and (not self._phases or self._phases[-1][1] != event.phase):
+                    self._phases.append((self._last_step, event.phase))
+                self._last_step = step
+                self._add_extras(step, event.metrics, dots=False)
+            elif isinstance(event, ev.Eval):
                 self._evals += 1
                 for key in ("val_loss", "val_ppl", "bleu", "chrf"):
-                    if (y := number(event.get(key))) is not None:
+                    if (y := number(getattr(event, key))) is not None:
                         s[key].append(step, y)
-                if event.get("best") and (y := number(event.get("val_loss"))) is not None:
+                if event.best and (y := number(event.val_loss)) is not None:
                     s["best"].append(step, y)
-            elif kind == "sample":
-                self._samples.appendleft((int(step), list(event.get("samples") or [])))
+                self._add_extras(step, event.metrics, dots=True)
+            elif isinstance(event, ev.Sample):
+                self._samples.appendleft((int(step), list(event.samples)))
                 self._samples_dirty = True
             else:
-                self._other_event(str(kind), step, event)
+                self._other_event(event)
         self._dirty = True
 
-    def _other_event(self, kind: str, step: float, event: Mapping[str, Any]) -> None:
-        if kind == "start":
-            target = number(event.get("steps"))
-            self._target = int(target) if target is not None else self._target
-            for series in self._series.values():
+    def _add_extras(self, step: float, metrics: Mapping[str, float], dots: bool) -> None:
+        for name, value in metrics.items():
+            if (y := number(value)) is None:
+                continue
+            if name not in self._extras:
+                self._extras[name] = Series()
+                if dots:
+                    self._extra_dots.add(name)
+            self._extras[name].append(step, y)
+
+    def _other_event(self, event: ev.Event) -> None:
+        step = event.step
+        if isinstance(event, ev.Start):
+            self._target = int(event.steps)
+            for series in (*self._series.values(), *self._extras.values()):
                 series.truncate_after(step)
+            self._phases = [(x, name) for x, name in self._phases if x < step]
+            self._last_step = step
             self._rate.clear()
             kept = [block for block in self._samples if block[0] <= step]
             self._samples = deque(kept, maxlen=MAX_SAMPLE_BLOCKS)
             self._step, self._outcome = int(step), None
             self.error_label.hide()
-        elif kind == "config":
+        elif isinstance(event, ev.Config):
             self.info_label.setText(curves.describe_config(event))
-        elif kind in ("finished", "stopped"):
-            self._outcome = kind
-            if kind == "stopped":
+        elif isinstance(event, (ev.Finished, ev.Stopped)):
+            self._outcome = event.KIND
+            if isinstance(event, ev.Stopped):
                 self._can_resume = True
             self.set_state("finished")
-        elif kind == "failed":
+        elif isinstance(event, ev.Failed):
             self._outcome = "failed"
-            message = str(event.get("message") or "unknown error")
+            message = event.message or "unknown error"
             self.error_label.setText(f"Training failed at step {int(step):,}: {message}")
             self.error_label.show()
             self.set_state("idle")
@@ -300,12 +330,26 @@ class TrainingPanel(QWidget):
 
     # ------------------------------------------------------------------ read-only accessors
     def series(self, name: str) -> tuple[list[float], list[float]]:
-        """Stored (steps, values) of a series of the current run: one of ``SERIES``."""
-        return self._series[name].data()
+        """Stored (steps, values) of a series of the current run: one of ``SERIES`` or an extra
+        metric's name."""
+        return (self._series[name] if name in self._series else self._extras[name]).data()
+
+    def extra_metrics(self) -> list[str]:
+        """Names of the extra metrics seen in this run, in order of appearance."""
+        return list(self._extras)
+
+    def phases(self) -> list[tuple[float, str]]:
+        """(step where it begins, name) of each phase of this run, as marked on the loss plot."""
+        return list(self._phases)
 
     def drawn(self, name: str) -> tuple[list[float], list[float]]:
         """What the curve of ``name`` currently shows (smoothed, thinned)."""
-        item = self._curves[name] if name in self._curves else self.metrics.curves[name]
+        if name in self._curves:
+            item = self._curves[name]
+        else:
+            item = self.metrics.curves.get(name, self.metrics.extra_curves.get(name))
+            if item is None:
+                raise KeyError(name)
         xs, ys = item.xData, item.yData
         return ([] if xs is None else [float(x) for x in xs]), ([] if ys is None else [float(y) for y in ys])
 
@@ -374,6 +418,11 @@ class TrainingPanel(QWidget):
         for name in SERIES[1:]:
             if name in self._curves:
                 self._curves[name].setData(*curves.downsample(*self.series(name)))
+        if self._metrics is not None:
+            for name, data in self._extras.items():
+                item = self._metrics.extra_curve(name, dots=name in self._extra_dots)
+                item.setData(*curves.downsample(*data.data()))
+        self._draw_phases()
         best = self._series["best"]
         if len(best):
             self.best_line.setValue(best.xs[-1])
@@ -390,6 +439,18 @@ class TrainingPanel(QWidget):
         if self._samples_dirty:
             self._samples_dirty = False
             self.samples_view.setHtml(curves.samples_html(self._samples) or EMPTY_SAMPLES)
+
+    def _draw_phases(self) -> None:
+        """One labelled vertical line where each phase begins (redone only when they change)."""
+        if [(x, name) for x, name, _ in self._phase_lines] == self._phases:
+            return
+        for _, _, line in self._phase_lines:
+            self.loss_plot.removeItem(line)
+        self._phase_lines = []
+        for x, name in self._phases:
+            line = curves.phase_line(x, name, self.palette())
+            self.loss_plot.addItem(line, ignoreBounds=True)
+            self._phase_lines.append((x, name, line))
 
     def _draw_history(self, alpha: float) -> None:
         show = self.history_check.isChecked()

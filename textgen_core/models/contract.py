@@ -131,6 +131,9 @@ class ModelSpec:
     activation_bytes: Callable[[Any, int], int] = transformer_activation_bytes
 
     def __post_init__(self) -> None:
+    # How it trains when not "one loss per batch": AlgorithmContext -> TrainingAlgorithm (see
+    # textgen_core.training.algorithm); None: the default LossPerBatch.
+    algorithm: Callable[..., Any] | None = None
         if self.kind not in KINDS:
             raise ValueError(f"model {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
 

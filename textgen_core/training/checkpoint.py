@@ -49,7 +49,10 @@ VERSION = 2
 READABLE_VERSIONS = (1, 2)
 REQUIRED_KEYS = ("model_name", "model_config", "task", "tokenizers", "model", "step")
 # What continuing a run needs besides the weights; a checkpoint without them is for writing only.
-TRAINING_KEYS = ("optimizer", "scaler", "rng", "data_state")
+# "algorithm" holds the training algorithm's optimizers, scaler and counters; checkpoints written
+# before it existed hold the one optimizer and the scaler at the top level (LEGACY_TRAINING_KEYS).
+TRAINING_KEYS = ("algorithm", "rng", "data_state")
+LEGACY_TRAINING_KEYS = ("optimizer", "scaler", "rng", "data_state")
 # mkstemp's names for our temporaries: ".<file>.pt.<8 random characters>.tmp"
 _TEMPORARY = re.compile(r"^\..+\.pt\.[a-z0-9_]{8}\.tmp$")
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}   # full disk, full quota
@@ -146,7 +149,7 @@ def save_checkpoint(path: Path, content: Mapping[str, Any]) -> Path:
             "version": VERSION,
             "sha256": hashlib.sha256(payload).hexdigest(),
             "step": int(content["step"]),
-            "resumable": all(k in content for k in TRAINING_KEYS),
+            "resumable": is_resumable(content),
             "payload": torch.frombuffer(payload, dtype=torch.uint8),
         },
         outer,
@@ -154,6 +157,11 @@ def save_checkpoint(path: Path, content: Mapping[str, Any]) -> Path:
     atomic_write_bytes(path, outer.getbuffer())
     log.info("saved checkpoint %s (step %s)", path, content["step"])
     return path
+
+
+def is_resumable(content: Mapping[str, Any]) -> bool:
+    """Whether checkpoint ``content`` holds what continuing its run needs (current or older layout)."""
+    return any(all(k in content for k in keys) for keys in (TRAINING_KEYS, LEGACY_TRAINING_KEYS))
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

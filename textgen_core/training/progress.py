@@ -6,8 +6,10 @@ run's pace so far (evaluations and checkpoints included, since they will happen 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from textgen_core.training.events import Event, Start, Step
 
 
 def format_eta(seconds: float | None) -> str:
@@ -30,10 +32,10 @@ class Progress:
     first_step: int = 0
     first_time: float = 0.0
 
-    def update(self, event: dict[str, Any]) -> None:
-        if event["event"] == "start":
-            self.target = int(event["steps"])
-            self.first_step, self.first_time = int(event["step"]), float(event["time"])
+    def update(self, event: Event) -> None:
+        if isinstance(event, Start):
+            self.target = event.steps
+            self.first_step, self.first_time = event.step, event.time
 
     def eta_seconds(self, step: int, now: float) -> float | None:
         done, elapsed = step - self.first_step, now - self.first_time
@@ -45,10 +47,16 @@ class Progress:
         """``step 120/400`` (``step 120`` before the target is known)."""
         return f"step {step}/{self.target}" if self.target else f"step {step}"
 
-    def step_line(self, event: dict[str, Any]) -> str:
-        """The log line of a "step" event."""
-        step = int(event["step"])
+    def step_line(self, event: Step) -> str:
+        """The log line of a Step: ``step 120/400 (30%)  [adversarial]  loss ...  ETA 1m05s  d_acc 0.71``."""
+        step = event.step
         percent = f" ({100 * step // self.target}%)" if self.target else ""
-        eta = format_eta(self.eta_seconds(step, float(event["time"])))
-        return (f"{self.position(step)}{percent}  loss {event['train_loss']:.4f}  lr {event['lr']:.2e}  "
-                f"{event['tokens_per_s']:.0f} tok/s  ETA {eta}")
+        phase = f"  [{event.phase}]" if event.phase else ""
+        eta = format_eta(self.eta_seconds(step, event.time))
+        return (f"{self.position(step)}{percent}{phase}  loss {event.train_loss:.4f}  lr {event.lr:.2e}  "
+                f"{event.tokens_per_s:.0f} tok/s  ETA {eta}{format_metrics(event.metrics)}")
+
+
+def format_metrics(metrics: Mapping[str, float]) -> str:
+    """``  d_acc 0.7100  reward 0.4210`` (empty without metrics)."""
+    return "".join(f"  {name} {value:.4g}" for name, value in metrics.items())

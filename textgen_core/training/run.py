@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -30,12 +29,13 @@ from textgen_core.config import TrainConfig
 from textgen_core.devices import resolve_device
 from textgen_core.errors import CheckpointError, TextGenError, TrainingError
 from textgen_core.project import Project
-from textgen_core.training import distributed
+from textgen_core.training import distributed, events
+from textgen_core.training.algorithm import AlgorithmContext, LossPerBatch, TrainingAlgorithm
 from textgen_core.training.checkpoint import (
-    TRAINING_KEYS,
     DiskFullError,
     format_size,
     is_disk_full,
+    is_resumable,
     load_checkpoint,
     read_summary,
     remove_stale_temporaries,
@@ -43,12 +43,7 @@ from textgen_core.training.checkpoint import (
 )
 from textgen_core.training.lock import TrainingLock
 from textgen_core.training.tasks import TaskData, build_task
-from textgen_core.training.trainer import (
-    Event,
-    Trainer,
-    TrainState,
-    build_optimizer,
-)
+from textgen_core.training.trainer import Trainer, TrainState
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +63,7 @@ def train_project(
     device: str | None = None,
     resume: bool = False,
     restart: bool = False,
-    on_event: Callable[[Event], None] | None = None,
+    on_event: Callable[[events.Event], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainOutcome:
     """Train (or resume training of) ``project``; see the module docstring.
@@ -90,7 +85,7 @@ def train_project(
 
 def _train(
     project: Project, cfg: TrainConfig, device: str | None, resume: bool, restart: bool,
-    on_event: Callable[[Event], None] | None, should_stop: Callable[[], bool] | None,
+    on_event: Callable[[events.Event], None] | None, should_stop: Callable[[], bool] | None,
 ) -> TrainOutcome:
     choice = device or cfg.device
     dist = distributed.init_from_env(choice if choice != "auto" else _auto_kind())
@@ -102,10 +97,9 @@ def _train(
     name, model_config = _model_config(project, ckpt, src_tok.vocab_size, tgt_tok.vocab_size)
     model = models.build_model(name, model_config).to(dev)
     task = build_task(project, model, cfg, src_tok, tgt_tok, dev, dist)
-    optimizer = build_optimizer(model, cfg, dev)
     state = TrainState(run_id=time.strftime("%Y%m%d-%H%M%S"))
     if ckpt is not None:
-        state = _restore(ckpt, model, optimizer, task, last)
+        state = _restore(ckpt, model, task, last)
     if state.step >= cfg.steps:
         raise TextGenError(
             f"{last}: already trained for {state.step} steps; ask for more with --steps N (N > "
@@ -115,27 +109,28 @@ def _train(
     if dist.enabled:
         ids = [dev.index] if dev.type == "cuda" else None
         trained = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    ctx = AlgorithmContext(model=trained, cfg=cfg, source=task.train, hooks=task.hooks, device=dev,
+                           dist=dist, valid=task.valid, tokenizer=tgt_tok)
+    algorithm = _algorithm(name, ctx, ckpt, last)
     writer = _MetricsWriter(project.runs_dir / state.run_id / "metrics.jsonl", dist.is_main)
 
-    def emit(event: Event) -> None:
+    def emit(event: events.Event) -> None:
         writer.write(event)
         if on_event is not None and dist.is_main:    # rank 0 reports for a data-parallel run
             on_event(event)
 
-    saver = _CheckpointSaver(project, name, model, optimizer, task, (src_tok, tgt_tok), cfg, emit)
+    saver = _CheckpointSaver(project, name, model, algorithm, task, (src_tok, tgt_tok), cfg, emit)
     trainer = Trainer(
-        trained, cfg, task.train, task.hooks, state, device=dev, optimizer=optimizer, save=saver,
+        trained, cfg, task.train, task.hooks, state, device=dev, algorithm=algorithm, save=saver,
         on_event=emit, should_stop=should_stop, dist=dist,
-        scaler_state=ckpt.get("scaler") if ckpt else None,
     )
-    saver.scaler = trainer.scaler
-    emit({"event": "config", "step": state.step, "time": time.time(), "device": str(dev),
-          "model": name, "parameters": model.num_parameters(),
-          "world_size": dist.world_size, "resumed": ckpt is not None})
+    emit(events.Config(step=state.step, device=str(dev), model=name,
+                       parameters=model.num_parameters(), world_size=dist.world_size,
+                       resumed=ckpt is not None))
     try:
         status = trainer.run()
     except torch.OutOfMemoryError:
-        emit({"event": "failed", "step": state.step, "time": time.time(), "message": "out of memory"})
+        emit(events.Failed(step=state.step, message="out of memory"))
         raise TrainingError(
             f"{dev} ran out of memory at train.batch_size={cfg.batch_size}; lower it (e.g. --set "
             f"train.batch_size={max(1, cfg.batch_size // 2)} --set "
@@ -155,7 +150,7 @@ def _checkpoint_to_resume(last: Path, resume: bool, restart: bool) -> dict[str, 
         if not last.is_file():
             raise CheckpointError(f"{last}: nothing to resume; train without --resume first")
         ckpt = load_checkpoint(last)
-        if any(key not in ckpt for key in TRAINING_KEYS):
+        if not is_resumable(ckpt):
             raise CheckpointError(
                 f"{last}: holds the model only, not the training state; it cannot be resumed "
                 "(start over with --restart)"
@@ -185,13 +180,27 @@ def _model_config(
     )
 
 
-def _restore(
-    ckpt: Mapping[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
-    task: TaskData, path: Path,
-) -> TrainState:
+def _algorithm(
+    name: str, ctx: AlgorithmContext, ckpt: Mapping[str, Any] | None, path: Path
+) -> TrainingAlgorithm:
+    """The model's own training algorithm (its spec's ``algorithm``) or one loss per batch, with
+    the state a resumed checkpoint saved (optimizers, scaler, phase counters)."""
+    make = models.get_spec(name).algorithm
+    algorithm = make(ctx) if make is not None else LossPerBatch(ctx)
+    if ckpt is not None:
+        # checkpoints written before algorithms had their own state kept the optimizer at the top
+        saved = ckpt.get("algorithm") or {"optimizer": ckpt["optimizer"], "scaler": ckpt.get("scaler")}
+        try:
+            algorithm.load_state_dict(saved)
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise CheckpointError(f"{path}: does not fit this project: {reason}") from None
+    return algorithm
+
+
+def _restore(ckpt: Mapping[str, Any], model: nn.Module, task: TaskData, path: Path) -> TrainState:
     try:
         model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
         task.train.load_state_dict(ckpt["data_state"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         if torch.cuda.is_available() and ckpt["rng"].get("cuda"):
@@ -200,7 +209,7 @@ def _restore(
         return TrainState(
             run_id=str(st["run_id"]), step=int(ckpt["step"]),
             best_val_loss=float(st["best_val_loss"]), bad_evals=int(st["bad_evals"]),
-            last_val_loss=st.get("last_val_loss"),
+            last_val_loss=st.get("last_val_loss"), extra=dict(st.get("extra") or {}),
         )
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
@@ -216,13 +225,12 @@ class _CheckpointSaver:
     """
 
     def __init__(
-        self, project: Project, name: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+        self, project: Project, name: str, model: nn.Module, algorithm: TrainingAlgorithm,
         task: TaskData, tokenizers: tuple[Any, Any], cfg: TrainConfig,
-        emit: Callable[[Event], None],
+        emit: Callable[[events.Event], None],
     ) -> None:
-        self.project, self.name, self.model, self.optimizer = project, name, model, optimizer
+        self.project, self.name, self.model, self.algorithm = project, name, model, algorithm
         self.task, self.tokenizers, self.cfg, self.emit = task, tokenizers, cfg, emit
-        self.scaler: torch.amp.GradScaler | None = None
 
     def __call__(self, which: str, state: TrainState) -> Path:
         path = self.project.checkpoint_path(which)
@@ -231,8 +239,7 @@ class _CheckpointSaver:
         except DiskFullError as exc:
             message = _disk_full_message(exc, state.step)
             with contextlib.suppress(TrainingError):       # the metrics may not fit either
-                self.emit({"event": "failed", "step": state.step, "time": time.time(),
-                           "message": message})
+                self.emit(events.Failed(step=state.step, message=message))
             raise TrainingError(message) from None
 
     def content(self, state: TrainState, *, resumable: bool) -> dict[str, Any]:
@@ -250,14 +257,14 @@ class _CheckpointSaver:
             "train_state": {
                 "run_id": state.run_id, "best_val_loss": state.best_val_loss,
                 "bad_evals": state.bad_evals, "last_val_loss": state.last_val_loss,
+                "extra": dict(state.extra),
             },
             "val_loss": state.last_val_loss,
             "train_config": dataclasses.asdict(self.cfg),
         }
         if resumable:
             content.update({
-                "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+                "algorithm": self.algorithm.state_dict(),
                 "rng": {
                     "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -293,12 +300,11 @@ class _MetricsWriter:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.handle = path.open("a", encoding="utf-8")
 
-    def write(self, event: Event) -> None:
+    def write(self, event: events.Event) -> None:
         if self.handle is None:
             return
-        clean = {k: _jsonable(v) for k, v in event.items()}
         try:
-            self.handle.write(json.dumps(clean, ensure_ascii=False) + "\n")
+            self.handle.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
             self.handle.flush()
         except OSError as exc:
             if not is_disk_full(exc):
@@ -306,7 +312,7 @@ class _MetricsWriter:
             self.close()               # nothing more can be recorded; say so once, plainly
             raise TrainingError(
                 f"{self.path.parent}: disk full while recording {self.path.name} at step "
-                f"{event.get('step')}; free some space there, then resume training"
+                f"{event.step}; free some space there, then resume training"
             ) from None
 
     def close(self) -> None:
@@ -316,9 +322,3 @@ class _MetricsWriter:
                 handle.close()
             except OSError as exc:     # the last buffered line may not fit either
                 log.warning("%s: %s", self.path, exc)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -28,7 +28,8 @@ from textgen_core.generation import Generator
 from textgen_core.project import Project
 from textgen_core.tokenizer import Tokenizer
 from textgen_core.training.distributed import DistInfo
-from textgen_core.training.trainer import BatchSource, TaskHooks
+from textgen_core.training.events import Written
+from textgen_core.training.algorithm import BatchSource, TaskHooks
 
 SAMPLE_PROMPT_CHARS = 24     # characters of validation text used as a continuation prompt
 SAMPLE_TOKENS = 48
@@ -40,6 +41,7 @@ class TaskData:
     hooks: TaskHooks
 
 
+    valid: Any = None         # validation batches (BucketBatcher / LMWindows), None without a split
 def build_task(
     project: Project, model: nn.Module, cfg: TrainConfig, src_tok: Tokenizer, tgt_tok: Tokenizer,
     device: torch.device, dist: DistInfo,
@@ -109,8 +111,7 @@ def _seq2seq_task(
         sampled = shown[: cfg.num_samples]
         outputs = written(net, [s for s, _ in sampled], hyps)
         result["samples"] = [
-            {"prompt": s, "output": h, "reference": targets[0]}
-            for (s, targets), h in zip(sampled, outputs)
+            Written(prompt=s, output=h, reference=targets[0]) for (s, targets), h in zip(sampled, outputs)
         ]
         return result
 
@@ -123,6 +124,7 @@ def _seq2seq_task(
             evaluate=evaluate,
         ),
     )
+        valid=valid,
 
 
 def _lm_task(
@@ -158,7 +160,7 @@ def _lm_task(
             ids = tok.encode(prompt)
             hyp = generate(models.make_stepper(net, None), ids, eos_id=tok.eos_id, config=decode,
                            banned_ids=(pad, tok.bos_id, tok.unk_id))[0]
-            samples.append({"prompt": prompt, "output": tok.decode(list(hyp.ids))})
+            samples.append(Written(prompt=prompt, output=tok.decode(list(hyp.ids))))
         net.train(was_training)
         result["samples"] = samples
         return result
@@ -172,3 +174,4 @@ def _lm_task(
         ),
     )
 
+        valid=valid,
