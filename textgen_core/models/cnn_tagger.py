@@ -173,7 +173,7 @@ class CNNTagger(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, src: Tensor) -> Tensor:
-        """src (B, S) right-padded ids, each row ending in eos -> logits (B, S, V_tgt)."""
+        """src (B, S) right-padded ids, each row ending in eos -> logits (B, S, V_tgt), zero at padding."""
         S = src.size(1)
         check_length(S, self.config.block_size)
         real = src != self.config.pad_id  # (B, S)
@@ -186,7 +186,11 @@ class CNNTagger(nn.Module):
             x = block(x, mask)  # (B, S, C)
         if self.bilstm is not None:
             x = self.bilstm(x, real.sum(dim=1).clamp(min=1))
-        return self.head(self.norm(x))  # (B, S, V_tgt)
+        # the output layer, the largest matrix, runs on the real positions only; padding gets zeros
+        out = self.head(self.norm(x[real]))  # (N_real, V_tgt)
+        logits = out.new_zeros(*src.shape, out.size(-1))  # (B, S, V_tgt)
+        logits[real] = out
+        return logits
 
 
 def aligned_cross_entropy(model: nn.Module, batch: Any, ctx: TrainContext) -> Tensor:
