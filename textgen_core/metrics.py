@@ -1,5 +1,5 @@
 """Evaluation metrics: BLEU (Papineni et al., 2002) and chrF (Popović, 2015) via sacrebleu
-(Post, 2018), perplexity, and distinct-n (Li et al., 2016).
+(Post, 2018), perplexity, distinct-n (Li et al., 2016) and self-BLEU (Zhu et al., 2018, Texygen).
 
 Conventions:
 
@@ -114,3 +114,23 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
             seen.add(tuple(units[i : i + n]))
             total += 1
     return len(seen) / total if total else 0.0
+
+
+def self_bleu(texts: Sequence[str], tokenize: str | None = None) -> float:
+    """Self-BLEU (Zhu et al. 2018, Texygen): the mean sentence BLEU (0-100) of each text against all
+    the others as references. High means the texts resemble each other: a generator writing the
+    same thing again and again (mode collapse) drives it up.
+
+    ``tokenize`` as in :func:`bleu` (None: "zh" when any text contains CJK). Fewer than two texts
+    give 0.0.
+    """
+    texts = list(texts)
+    if len(texts) < 2:
+        return 0.0
+    if tokenize is None:
+        tokenize = "zh" if any(has_cjk(t) for t in texts) else "13a"
+    scores = [
+        sacrebleu.sentence_bleu(text, texts[:i] + texts[i + 1 :], tokenize=tokenize).score
+        for i, text in enumerate(texts)
+    ]
+    return float(sum(scores) / len(scores))

@@ -25,7 +25,16 @@ from torch import Tensor, nn
 from textgen_core.config import TRAIN_PRESETS
 from textgen_core.decoding.steppers import Stepper
 from textgen_core.errors import ConfigError
-from textgen_core.models import bahdanau, cnn_tagger, gpt, gru_seq2seq, lstm_seq2seq, luong, transformer
+from textgen_core.models import (
+    bahdanau,
+    cnn_tagger,
+    gpt,
+    gru_seq2seq,
+    lstm_seq2seq,
+    luong,
+    seqgan,
+    transformer,
+)
 from textgen_core.models.contract import ModelSpec, TrainContext
 from textgen_core.models.gpt import GPT, GPTConfig
 from textgen_core.models.layers import DecoderOutput
@@ -282,3 +291,4 @@ register(gru_seq2seq.SPEC)
 register(lstm_seq2seq.SPEC)
 register(bahdanau.SPEC)
 register(luong.SPEC)
+register(seqgan.SPEC)
