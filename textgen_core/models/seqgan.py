@@ -95,7 +95,7 @@ SEQGAN_PRESETS = MappingProxyType(
         # the three phases in about two minutes on 2 CPU cores
         "tiny": MappingProxyType({"emb_dim": 32, "hidden_size": 64, "block_size": 24, "prefix_tokens": 8,
                                   "d_emb_dim": 32, "d_num_filters": 32, "rollouts": 2, "mle_steps": 150,
-                                  "d_pretrain_steps": 50}),
+                                  "d_pretrain_steps": 50, "d_learning_rate": 5e-3}),
         "small": MappingProxyType({"emb_dim": 64, "hidden_size": 256, "block_size": 32, "prefix_tokens": 8,
                                    "d_num_filters": 100, "rollouts": 8, "mle_steps": 2000,
                                    "d_pretrain_steps": 500}),

@@ -7,6 +7,10 @@ models train as "one loss per batch" (:class:`LossPerBatch`, the default); a mod
 an ``algorithm`` (SeqGAN: MLE pre-training, discriminator pre-training, adversarial policy-gradient
 rounds) brings its own.
 
+A model that trains one loss per batch but has more to show (a teacher-forcing ratio, an auxiliary
+loss) subclasses :class:`LossPerBatch` and adds its numbers to ``StepOutput.metrics``: they reach
+the command line, ``metrics.jsonl`` and the studio's Metrics tab with no further code.
+
 Everything an algorithm needs to continue exactly is in its :meth:`~TrainingAlgorithm.state_dict`,
 which the run saves in ``last.pt`` under ``"algorithm"``; the global RNG and the data position are
 saved by the run itself.

@@ -204,7 +204,11 @@ class SeqGANTraining:
         valid, tok = self.ctx.valid, self.ctx.tokenizer
         if valid is None or tok is None:
             return {}
-        rows = [batch.x for batch in valid.iter_batches()]
+        rows: list[Tensor] = []
+        for batch in valid.iter_batches():
+            rows.append(batch.x)
+            if sum(len(r) for r in rows) >= EVAL_PASSAGES:
+                break
         real = torch.cat(rows)[:EVAL_PASSAGES].to(self.ctx.device) if rows else None
         if real is None or real.size(0) < 2:
             return {}
