@@ -139,6 +139,8 @@ def test_three_phases_in_order_with_their_metrics(novel, tmp_path):
     assert all(0 < r < 1 for r in rewards) and len(set(rewards)) == len(rewards)     # rewards change
     evals = [e for e in seen if isinstance(e, events.Eval)]
     assert [e.step for e in evals] == [6, 12] and all(e.val_loss is not None for e in evals)
+    # best.pt is the adversarial phase's best, whatever the pre-training's validation loss was
+    assert evals[-1].best and load_checkpoint(project.checkpoint_path("best"))["step"] == 12
     assert all({"self_bleu", "d_acc_valid"} <= set(e.metrics) and e.bleu is not None for e in evals)
     stored = project.read_metrics(outcome.run_id)              # metrics.jsonl: flat, as the studio reads it
     assert [e["phase"] for e in stored if e["event"] == "step"][-1] == "adversarial"

@@ -125,21 +125,26 @@ def test_trainer_reports_each_phase_apart_and_passes_the_algorithms_metrics():
     torch.manual_seed(0)
     model = nn.Linear(3, 1)
     source = Replay()
-    hooks = TaskHooks(loss=None, tokens=None, evaluate=lambda net: {"val_loss": 1.0})
-    cfg = TrainConfig(steps=6, log_every=10, eval_every=6, warmup_steps=0)
+    val_losses = iter([1.0, 2.0])
+    hooks = TaskHooks(loss=None, tokens=None, evaluate=lambda net: {"val_loss": next(val_losses)})
+    cfg = TrainConfig(steps=6, log_every=10, eval_every=3, warmup_steps=0)
     seen: list[ev.Event] = []
-    saved: list[dict] = []
+    saved: list[tuple[str, dict]] = []
     algorithm = TwoPhases(model, source)
-    trainer = Trainer(model, cfg, source, hooks, TrainState(run_id="t", extra={"note": "kept"}),
-                      device=torch.device("cpu"), algorithm=algorithm, on_event=seen.append,
-                      save=lambda which, state: saved.append(algorithm.state_dict()) or which)
+    state = TrainState(run_id="t")
+    trainer = Trainer(model, cfg, source, hooks, state, device=torch.device("cpu"), algorithm=algorithm,
+                      on_event=seen.append,
+                      save=lambda which, st: saved.append((which, algorithm.state_dict())) or which)
     assert trainer.run() == "finished"
     steps = [e for e in seen if isinstance(e, ev.Step)]
     # the change of phase forces a report: phase a's three steps are not averaged into phase b's
     assert [(e.step, e.phase, e.metrics) for e in steps] == [(3, "a", {"m_a": 1.0}), (6, "b", {"m_b": 4.0})]
-    evaluation = next(e for e in seen if isinstance(e, ev.Eval))
-    assert evaluation.metrics == {"done_b": 3.0}
-    assert saved[-1]["done"] == {"a": 3, "b": 3}
+    evals = [e for e in seen if isinstance(e, ev.Eval)]
+    assert [e.metrics for e in evals] == [{"done_b": 0.0}, {"done_b": 3.0}]
+    # a later phase starts a new race for best.pt, though its validation loss is higher
+    assert [e.best for e in evals] == [True, True] and state.extra["best_phase"] == "b"
+    assert [which for which, _ in saved] == ["last", "best", "last", "best"]
+    assert saved[-1][1]["done"] == {"a": 3, "b": 3}
 
 
 def test_train_state_extra_and_algorithm_state_go_into_last_checkpoint_and_back(tmp_path):

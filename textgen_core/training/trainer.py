@@ -8,6 +8,9 @@ checkpoints (through a ``save`` callback) and events. Events are the typed recor
 before every step, so a stop request ends the run within one step and leaves a loadable ``last``
 checkpoint.
 
+best.pt is the best evaluation (lowest validation loss) of the current phase: a multi-phase
+algorithm's later phase starts a new race (see :meth:`Trainer._start_best_of_phase`).
+
 Losses are read back from the device only every ``log_every`` steps (and before any checkpoint or
 change of phase), so the loop does not synchronise with the GPU on every step; a non-finite loss
 found at such a check ends the run with :class:`TrainingError` and nothing is saved over the last
@@ -166,6 +169,7 @@ class Trainer:
                     f"validation loss became {val} at step {state.step}; the last good checkpoint "
                     "was kept — lower train.learning_rate"
                 )
+            self._start_best_of_phase()
             improved = val is not None and val < state.best_val_loss
             if improved:
                 state.best_val_loss, state.bad_evals = val, 0
@@ -182,6 +186,16 @@ class Trainer:
         self.dist.barrier()                    # the other ranks wait while rank 0 evaluates
         self._clock = time.perf_counter()      # evaluation time does not count against tokens/s
         return self.dist.any(stop)
+
+    def _start_best_of_phase(self) -> None:
+        """A new phase of a multi-phase algorithm starts a new race for best.pt: the later phase is
+        the method (SeqGAN's adversarial generator, not its MLE pre-training), so its best
+        evaluation is kept even when an earlier phase had a lower validation loss. The phase of
+        the best is kept in ``TrainState.extra`` so a resume goes on with the same race."""
+        phase, state = self._pending_phase, self.state
+        if phase != state.extra.get("best_phase"):
+            state.best_val_loss, state.bad_evals = math.inf, 0
+            state.extra["best_phase"] = phase
 
     def checkpoint(self, which: str) -> None:
         """Save through the callback (rank 0 only; callers synchronise the ranks)."""
