@@ -13,11 +13,14 @@ import torch.nn.functional as F
 from conftest import COUPLETS
 
 import textgen_core.models as zoo
+from textgen_core.config import TrainConfig
 from textgen_core.data import Seq2SeqBatch
 from textgen_core.decoding.search import DecodeConfig, generate
 from textgen_core.errors import ConfigError
+from textgen_core.evaluation import batch_loss
 from textgen_core.models import rnn
 from textgen_core.models.contract import TrainContext
+from textgen_core.training.algorithm import AlgorithmContext, TaskHooks
 
 PAD, BOS, EOS = 0, 1, 2
 V = 13
@@ -261,6 +264,41 @@ def test_scheduled_sampling_only_while_training() -> None:
     start = TrainContext(step=0, total_steps=100, pad_id=PAD)
     assert loss(model, batch, start).item() == pytest.approx(plain)           # ratio 1 at the start
     assert loss(model, batch, end).item() != pytest.approx(plain)             # own samples at the end
+
+
+class _OneBatch:
+    """A training batch source that always gives the same batch."""
+
+    def __init__(self, batch: Seq2SeqBatch) -> None:
+        self.batch = batch
+
+    def next_batch(self) -> Seq2SeqBatch:
+        return self.batch
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        return None
+
+
+def test_training_reports_the_teacher_forcing_ratio_when_sampling_is_scheduled() -> None:
+    src, tgt_in = padded_batch()
+    batch = Seq2SeqBatch(src, tgt_in, torch.cat([tgt_in[:, 1:], torch.full((3, 1), PAD)], 1), PAD)
+    cfg = TrainConfig(steps=10, warmup_steps=0)
+    hooks = TaskHooks(loss=lambda net, b, step: batch_loss(net, b, PAD, 0.0, step, cfg.steps),
+                      tokens=lambda b: b.n_tokens, evaluate=lambda net: {})
+    for schedule, expected in (("linear", [1.0, 0.9, 0.8]), ("none", None)):
+        model = make("luong-attention", ss_schedule=schedule).train()
+        ctx = AlgorithmContext(model=model, cfg=cfg, source=_OneBatch(batch), hooks=hooks,
+                               device=torch.device("cpu"))
+        algorithm = zoo.get_spec("luong-attention").algorithm(ctx)
+        outs = [algorithm.train_step(step) for step in range(3)]
+        if expected is None:
+            assert all("tf_ratio" not in out.metrics for out in outs)
+        else:
+            assert [out.metrics["tf_ratio"] for out in outs] == pytest.approx(expected)
+        assert all(math.isfinite(out.loss.item()) for out in outs)
 
 
 # --------------------------------------------------------------------------- reversed source

@@ -27,14 +27,15 @@ from textgen_core.models.rnn import (
     RNN_TRAIN_PRESETS,
     AdditiveAttention,
     DecoderState,
+    DecoderStep,
     MaxoutReadout,
     OutputLayer,
     RecurrentConfig,
     RecurrentEncoder,
     RecurrentSeq2Seq,
-    StepOutput,
     make_presets,
     make_rnn,
+    recurrent_algorithm,
     recurrent_attention,
     recurrent_loss,
     recurrent_stepper,
@@ -92,14 +93,14 @@ class BahdanauSeq2Seq(RecurrentSeq2Seq):
         hidden = torch.tanh(self.init_state(backward)).contiguous()     # s_0 (L, B, H)
         return DecoderState(hidden=hidden, memory=memory, keys=self.attention.keys(memory), src_mask=mask)
 
-    def decode_step(self, state: DecoderState, tokens: Tensor) -> StepOutput:
+    def decode_step(self, state: DecoderState, tokens: Tensor) -> DecoderStep:
         y = self.drop(self.tgt_embed(tokens))[:, None]                  # (N, 1, E)
         query = state.hidden[-1][:, None]                               # (N, 1, H) s_{i-1}, top layer
         context, weights = self.attention(query, state.memory, state.keys, state.src_mask)  # (N, 1, 2H)
         s, hidden = self.decoder(torch.cat([y, context], dim=-1), state.hidden)      # (N, 1, H)
         t = self.readout(torch.cat([s, y, context], dim=-1))            # (N, 1, E)
         logits = self.output(self.drop(t[:, 0]))                        # (N, V)
-        return StepOutput(logits, replace(state, hidden=hidden), weights[:, 0])
+        return DecoderStep(logits, replace(state, hidden=hidden), weights[:, 0])
 
 
 SPEC = ModelSpec(
@@ -115,4 +116,5 @@ SPEC = ModelSpec(
     stepper=recurrent_stepper,
     attention=recurrent_attention,
     activation_bytes=rnn_activation_bytes,
+    algorithm=recurrent_algorithm,
 )

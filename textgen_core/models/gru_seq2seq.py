@@ -25,14 +25,15 @@ from textgen_core.models.contract import ModelSpec
 from textgen_core.models.rnn import (
     RNN_TRAIN_PRESETS,
     DecoderState,
+    DecoderStep,
     MaxoutReadout,
     OutputLayer,
     RecurrentConfig,
     RecurrentEncoder,
     RecurrentSeq2Seq,
-    StepOutput,
     make_presets,
     make_rnn,
+    recurrent_algorithm,
     recurrent_loss,
     recurrent_stepper,
     rnn_activation_bytes,
@@ -87,11 +88,11 @@ class GRUSeq2Seq(RecurrentSeq2Seq):
         h, _ = self.decoder(torch.cat([y, c], dim=-1), state.hidden)      # (B, T, H)
         return self._logits(h, y, c), None
 
-    def decode_step(self, state: DecoderState, tokens: Tensor) -> StepOutput:
+    def decode_step(self, state: DecoderState, tokens: Tensor) -> DecoderStep:
         y = self.drop(self.tgt_embed(tokens))[:, None]                 # (N, 1, E)
         c = state.context[:, None]                                     # (N, 1, H)
         h, hidden = self.decoder(torch.cat([y, c], dim=-1), state.hidden)  # (N, 1, H)
-        return StepOutput(self._logits(h, y, c)[:, 0], replace(state, hidden=hidden), None)
+        return DecoderStep(self._logits(h, y, c)[:, 0], replace(state, hidden=hidden), None)
 
 
 SPEC = ModelSpec(
@@ -106,4 +107,5 @@ SPEC = ModelSpec(
     loss=recurrent_loss,
     stepper=recurrent_stepper,
     activation_bytes=rnn_activation_bytes,
+    algorithm=recurrent_algorithm,
 )

@@ -24,13 +24,14 @@ from textgen_core.models.layers import require_bool
 from textgen_core.models.rnn import (
     RNN_TRAIN_PRESETS,
     DecoderState,
+    DecoderStep,
     OutputLayer,
     RecurrentConfig,
     RecurrentEncoder,
     RecurrentSeq2Seq,
-    StepOutput,
     make_presets,
     make_rnn,
+    recurrent_algorithm,
     recurrent_loss,
     recurrent_stepper,
     reverse_padded,
@@ -85,10 +86,10 @@ class LSTMSeq2Seq(RecurrentSeq2Seq):
         out, _ = self.decoder(self.drop(self.tgt_embed(tgt_in)), state.hidden)  # (B, T, H)
         return self.output(self.drop(out)), None                            # (B, T, V)
 
-    def decode_step(self, state: DecoderState, tokens: Tensor) -> StepOutput:
+    def decode_step(self, state: DecoderState, tokens: Tensor) -> DecoderStep:
         y = self.drop(self.tgt_embed(tokens))[:, None]                      # (N, 1, E)
         out, hidden = self.decoder(y, state.hidden)                         # (N, 1, H)
-        return StepOutput(self.output(self.drop(out[:, 0])), replace(state, hidden=hidden), None)
+        return DecoderStep(self.output(self.drop(out[:, 0])), replace(state, hidden=hidden), None)
 
 
 SPEC = ModelSpec(
@@ -103,4 +104,5 @@ SPEC = ModelSpec(
     loss=recurrent_loss,
     stepper=recurrent_stepper,
     activation_bytes=rnn_activation_bytes,
+    algorithm=recurrent_algorithm,
 )

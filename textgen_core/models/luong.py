@@ -32,14 +32,15 @@ from textgen_core.models.rnn import (
     AdditiveAttention,
     BilinearAttention,
     DecoderState,
+    DecoderStep,
     OutputLayer,
     RecurrentConfig,
     RecurrentEncoder,
     RecurrentSeq2Seq,
-    StepOutput,
     check_choice,
     make_presets,
     make_rnn,
+    recurrent_algorithm,
     recurrent_attention,
     recurrent_loss,
     recurrent_stepper,
@@ -118,14 +119,14 @@ class LuongSeq2Seq(RecurrentSeq2Seq):
         logits, _, weights = self._attend(out, state)
         return logits, weights
 
-    def decode_step(self, state: DecoderState, tokens: Tensor) -> StepOutput:
+    def decode_step(self, state: DecoderState, tokens: Tensor) -> DecoderStep:
         x = self.drop(self.tgt_embed(tokens))                           # (N, E)
         if self.config.input_feeding:
             x = torch.cat([x, state.feed], dim=-1)                      # (N, E + H)
         out, hidden = self.decoder(x[:, None], state.hidden)            # (N, 1, H)
         logits, h_tilde, weights = self._attend(out, state)
         feed = h_tilde[:, 0] if self.config.input_feeding else None
-        return StepOutput(logits[:, 0], replace(state, hidden=hidden, feed=feed), weights[:, 0])
+        return DecoderStep(logits[:, 0], replace(state, hidden=hidden, feed=feed), weights[:, 0])
 
 
 def luong_loss(model: nn.Module, batch: Seq2SeqBatch, ctx: TrainContext) -> Tensor:
@@ -147,4 +148,5 @@ SPEC = ModelSpec(
     stepper=recurrent_stepper,
     attention=recurrent_attention,
     activation_bytes=rnn_activation_bytes,
+    algorithm=recurrent_algorithm,
 )

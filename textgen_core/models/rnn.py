@@ -6,15 +6,16 @@
   reads the real tokens only (padding never reaches the recurrence).
 * Attention: :class:`AdditiveAttention` (Bahdanau et al. 2015, also Luong's ``concat``) and
   :class:`BilinearAttention` (Luong et al. 2015 ``dot`` and ``general``); both mask padded keys.
-* :class:`DecoderState` / :class:`StepOutput`: what a decoder carries from one token to the next.
+* :class:`DecoderState` / :class:`DecoderStep`: what a decoder carries from one token to the next.
 * :func:`unroll`: the step-by-step decoding loop used for teacher forcing where a model needs it
   (attention feeding the recurrence, input feeding) and for scheduled sampling
   (Bengio et al. 2015, "Scheduled Sampling for Sequence Prediction with Recurrent Neural Networks").
 * :class:`RecurrentSeq2Seq`: the base module with the contract's ``forward``/``start``/``step``/
   ``reorder``; a model supplies ``start``, ``decode_step`` and, where cuDNN can take the whole target
   at once, a faster ``teacher_forced``.
-* The spec hooks: :func:`recurrent_loss`, :func:`recurrent_stepper`, :func:`recurrent_attention`,
-  :func:`rnn_activation_bytes` and :data:`RNN_TRAIN_PRESETS`.
+* The spec hooks: :func:`recurrent_loss`, :func:`recurrent_algorithm` (reports the teacher-forcing
+  ratio), :func:`recurrent_stepper`, :func:`recurrent_attention`, :func:`rnn_activation_bytes` and
+  :data:`RNN_TRAIN_PRESETS`.
 
 Padding is on the right of every row and is found from ``pad_id``.
 """
@@ -37,6 +38,7 @@ from textgen_core.decoding.steppers import RecurrentStepper, Stepper
 from textgen_core.errors import ConfigError
 from textgen_core.models.contract import TrainContext, token_cross_entropy
 from textgen_core.models.layers import check_length, require_bool, require_dropout, require_positive
+from textgen_core.training.algorithm import AlgorithmContext, LossPerBatch, StepOutput
 
 SS_SCHEDULES = ("none", "linear", "exponential", "inverse_sigmoid")
 INIT_RANGE = 0.1  # every weight starts uniform in [-0.1, 0.1] (Sutskever et al. 2014 §3.4; Luong et al.)
@@ -280,7 +282,7 @@ class DecoderState:
         return DecoderState(hidden=hidden, **rows)
 
 
-class StepOutput(NamedTuple):
+class DecoderStep(NamedTuple):
     logits: Tensor               # (N, V)
     state: DecoderState
     weights: Tensor | None       # (N, S) attention over the source, or None
@@ -338,7 +340,7 @@ class RecurrentSeq2Seq(nn.Module):
         """Encode src (B, S) and return the decoder's initial state."""
         raise NotImplementedError
 
-    def decode_step(self, state: DecoderState, tokens: Tensor) -> StepOutput:
+    def decode_step(self, state: DecoderState, tokens: Tensor) -> DecoderStep:
         """Feed tokens (N,) (the previous outputs) -> next-token logits, new state, attention."""
         raise NotImplementedError
 
@@ -397,6 +399,24 @@ def recurrent_loss(model: nn.Module, batch: Seq2SeqBatch, ctx: TrainContext,
     if coverage > 0 and weights is not None:
         loss = loss + coverage * coverage_loss(weights.float(), batch.tgt_in != ctx.pad_id)
     return loss
+
+
+class ScheduledSamplingLoss(LossPerBatch):
+    """One loss per batch, reporting each step's teacher-forcing ratio as the metric ``tf_ratio``."""
+
+    def train_step(self, step: int) -> StepOutput:
+        out = super().train_step(step)
+        cfg = _unwrap(self.model).config
+        progress = TrainContext(step=step, total_steps=self.cfg.steps, pad_id=cfg.pad_id).progress
+        out.metrics["tf_ratio"] = teacher_forcing_ratio(cfg.ss_schedule, progress, cfg.ss_k, cfg.ss_min)
+        return out
+
+
+def recurrent_algorithm(ctx: AlgorithmContext) -> LossPerBatch:
+    """How a recurrent model trains: one loss per batch; with scheduled sampling on, the ratio is
+    shown next to the loss (command line, metrics.jsonl, the studio's curves)."""
+    scheduled = _unwrap(ctx.model).config.ss_schedule != "none"
+    return ScheduledSamplingLoss(ctx) if scheduled else LossPerBatch(ctx)
 
 
 def recurrent_stepper(model: nn.Module, src: Tensor | None) -> Stepper:
