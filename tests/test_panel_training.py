@@ -349,3 +349,14 @@ def test_unknown_metrics_get_their_own_plots_and_phases_are_marked(panel):
     panel.redraw_now()
     assert panel.phases() == [(0, "mle"), (10, "d_pretrain")]
     assert max(panel.series("d_acc")[0]) == 15 and panel.series("reward") == ([], [])
+
+
+def test_smoothing_starts_afresh_in_each_phase(panel):
+    panel.add_events(seqgan_like_stream())
+    panel.smooth_slider.setValue(90)
+    panel.redraw_now()
+    xs, smooth = panel.drawn("train_loss")
+    raw = dict(zip(*panel.series("train_loss")))
+    for first in (1, 11, 21):                     # the first point of each phase is its own raw value
+        assert smooth[xs.index(first)] == pytest.approx(raw[first])
+    assert smooth[xs.index(12)] != pytest.approx(raw[12])

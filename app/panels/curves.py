@@ -87,6 +87,21 @@ def ema(values: Sequence[float], alpha: float) -> list[float]:
     return out
 
 
+def ema_by_phase(xs: Sequence[float], ys: Sequence[float], alpha: float,
+                 starts: Sequence[float]) -> list[float]:
+    """:func:`ema` started afresh at each phase start (a step in ``starts``), so that smoothing never
+    blends one phase's loss into the next one's (an MLE loss of 6 into a discriminator's 0.7)."""
+    out: list[float] = []
+    begin = 0
+    for cut in sorted(starts):
+        end = begin
+        while end < len(xs) and xs[end] <= cut:
+            end += 1
+        out += ema(ys[begin:end], alpha)
+        begin = end
+    return out + ema(ys[begin:], alpha)
+
+
 def downsample(
     xs: Sequence[float], ys: Sequence[float], max_points: int = MAX_DRAWN
 ) -> tuple[list[float], list[float]]:
@@ -181,11 +196,12 @@ def make_loss_plot(
 
 
 def phase_line(x: float, name: str, palette: QPalette) -> pg.InfiniteLine:
-    """A dotted vertical line labelled with the phase that begins at step ``x``."""
+    """A dotted vertical line labelled with the phase that begins at step ``x`` (the name written
+    along the line, from the top, to stay narrow beside the legend)."""
     line = pg.InfiniteLine(
         pos=x, angle=90, movable=False, pen=pg.mkPen(PHASE_COLOR, width=1.2, style=Qt.PenStyle.DotLine),
-        label=name, labelOpts={"position": 0.92, "color": PHASE_COLOR, "movable": False,
-                               "anchors": [(0, 0.5), (0, 0.5)]},
+        label=name, labelOpts={"position": 0.97, "color": PHASE_COLOR, "movable": False,
+                               "rotateAxis": (1, 0), "anchors": [(1, 0), (1, 0)]},   # along the line
     )
     line.setZValue(-2)
     return line
@@ -274,6 +290,8 @@ class MetricsView(QWidget):
         grid.addWidget(self.bleu_stack, 0, 1)
         grid.addWidget(self.lr_plot, 1, 0)
         grid.addWidget(self.speed_plot, 1, 1)
+        for widget in (self.ppl_plot, self.bleu_stack, self.lr_plot, self.speed_plot):
+            widget.setMinimumHeight(EXTRA_PLOT_HEIGHT)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
@@ -287,7 +305,8 @@ class MetricsView(QWidget):
         below the fixed plots); ``dots`` for metrics measured at evaluations only."""
         if name in self.extra_curves:
             return self.extra_curves[name]
-        plot = make_plot(name.replace("_", " "), name, self._palette)
+        plot = make_plot(name.replace("_", " "), "", self._palette)
+        plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)   # 0.75, not "750 (x0.001)"
         plot.setMinimumHeight(EXTRA_PLOT_HEIGHT)
         style = {"symbol": "o", "symbolSize": 5, "symbolPen": None, "symbolBrush": EXTRA_COLOR}
         style = style if dots else {}

@@ -414,7 +414,8 @@ class TrainingPanel(QWidget):
         xs, ys = self.series("train_loss")
         self._raw_curve.setData(*curves.downsample(xs, ys))
         self._raw_curve.setVisible(alpha > 0)
-        self._curves["train_loss"].setData(*curves.downsample(xs, curves.ema(ys, alpha)))
+        starts = [x for x, _ in self._phases]
+        self._curves["train_loss"].setData(*curves.downsample(xs, curves.ema_by_phase(xs, ys, alpha, starts)))
         for name in SERIES[1:]:
             if name in self._curves:
                 self._curves[name].setData(*curves.downsample(*self.series(name)))
