@@ -41,13 +41,15 @@ from textgen_core.models.rnn import (
     recurrent_stepper,
     rnn_activation_bytes,
 )
+from textgen_core.models.settings import setting
 
 
 @dataclass(frozen=True)
 class BahdanauConfig(RecurrentConfig):
     """Settings of :class:`BahdanauSeq2Seq`."""
 
-    attention_size: int | None = None   # width of W s and U h; None = hidden_size
+    attention_size: int | None = setting(None, "Attention size", "width of the alignment model "
+                                         "v·tanh(W s + U h); auto = the hidden size", range=(8, 8192, 32))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -77,29 +79,29 @@ class BahdanauSeq2Seq(RecurrentSeq2Seq):
         E, H, L, p = config.emb_dim, config.hidden_size, config.num_layers, config.dropout
         self.encoder = RecurrentEncoder("gru", config.src_vocab_size, E, H, L, p, bidirectional=True)
         self.tgt_embed = nn.Embedding(config.tgt_vocab_size, E)
-        self.init_state = nn.Linear(H, H)                               # W_s
+        self.init_state = nn.Linear(H, H)  # W_s
         self.attention = AdditiveAttention(H, 2 * H, config.attention_width)
-        self.decoder = make_rnn("gru", E + 2 * H, H, L, p)              # input [e(y_{i-1}); c_i]
-        self.readout = MaxoutReadout(H + E + 2 * H, E)                  # [s_i; e(y_{i-1}); c_i]
+        self.decoder = make_rnn("gru", E + 2 * H, H, L, p)  # input [e(y_{i-1}); c_i]
+        self.readout = MaxoutReadout(H + E + 2 * H, E)      # [s_i; e(y_{i-1}); c_i]
         self.drop = nn.Dropout(p)
         self.output = OutputLayer(E, self.tgt_embed, config.tie_embeddings)
         self.init_weights()
 
     def start(self, src: Tensor) -> DecoderState:
-        mask = src != self.config.pad_id                                # (B, S)
-        memory, h_n = self.encoder(src, mask)                           # (B, S, 2H), (2L, B, H)
+        mask = src != self.config.pad_id       # (B, S)
+        memory, h_n = self.encoder(src, mask)  # (B, S, 2H), (2L, B, H)
         L, H = self.config.num_layers, self.config.hidden_size
-        backward = h_n.view(L, 2, -1, H)[:, 1]                          # (L, B, H) ←h_1 per layer
-        hidden = torch.tanh(self.init_state(backward)).contiguous()     # s_0 (L, B, H)
+        backward = h_n.view(L, 2, -1, H)[:, 1]                       # (L, B, H) ←h_1 per layer
+        hidden = torch.tanh(self.init_state(backward)).contiguous()  # s_0 (L, B, H)
         return DecoderState(hidden=hidden, memory=memory, keys=self.attention.keys(memory), src_mask=mask)
 
     def decode_step(self, state: DecoderState, tokens: Tensor) -> DecoderStep:
-        y = self.drop(self.tgt_embed(tokens))[:, None]                  # (N, 1, E)
-        query = state.hidden[-1][:, None]                               # (N, 1, H) s_{i-1}, top layer
+        y = self.drop(self.tgt_embed(tokens))[:, None]                                      # (N, 1, E)
+        query = state.hidden[-1][:, None]  # (N, 1, H) s_{i-1}, top layer
         context, weights = self.attention(query, state.memory, state.keys, state.src_mask)  # (N, 1, 2H)
-        s, hidden = self.decoder(torch.cat([y, context], dim=-1), state.hidden)      # (N, 1, H)
-        t = self.readout(torch.cat([s, y, context], dim=-1))            # (N, 1, E)
-        logits = self.output(self.drop(t[:, 0]))                        # (N, V)
+        s, hidden = self.decoder(torch.cat([y, context], dim=-1), state.hidden)             # (N, 1, H)
+        t = self.readout(torch.cat([s, y, context], dim=-1))                                # (N, 1, E)
+        logits = self.output(self.drop(t[:, 0]))                                            # (N, V)
         return DecoderStep(logits, replace(state, hidden=hidden), weights[:, 0])
 
 

@@ -129,11 +129,11 @@ class ModelSpec:
     attention_kind: str = "cross"                   # "cross" (target x source) or "self"
     same_length: bool = False                       # output length is the input's by design
     activation_bytes: Callable[[Any, int], int] = transformer_activation_bytes
-
-    def __post_init__(self) -> None:
     # How it trains when not "one loss per batch": AlgorithmContext -> TrainingAlgorithm (see
     # textgen_core.training.algorithm); None: the default LossPerBatch.
     algorithm: Callable[..., Any] | None = None
+
+    def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"model {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
 

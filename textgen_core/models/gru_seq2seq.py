@@ -64,16 +64,16 @@ class GRUSeq2Seq(RecurrentSeq2Seq):
         E, H, L, p = config.emb_dim, config.hidden_size, config.num_layers, config.dropout
         self.encoder = RecurrentEncoder("gru", config.src_vocab_size, E, H, L, p)
         self.tgt_embed = nn.Embedding(config.tgt_vocab_size, E)
-        self.init_state = nn.Linear(H, L * H)              # V': c -> h'_0 of every decoder layer
-        self.decoder = make_rnn("gru", E + H, H, L, p)     # input [e(y_{t-1}); c]
-        self.readout = MaxoutReadout(H + E + H, E)         # [h'_t; e(y_{t-1}); c]
+        self.init_state = nn.Linear(H, L * H)           # V': c -> h'_0 of every decoder layer
+        self.decoder = make_rnn("gru", E + H, H, L, p)  # input [e(y_{t-1}); c]
+        self.readout = MaxoutReadout(H + E + H, E)      # [h'_t; e(y_{t-1}); c]
         self.drop = nn.Dropout(p)
         self.output = OutputLayer(E, self.tgt_embed, config.tie_embeddings)
         self.init_weights()
 
     def start(self, src: Tensor) -> DecoderState:
         _, h_n = self.encoder(src, src != self.config.pad_id)  # (L, B, H)
-        c = h_n[-1]                                        # (B, H) the top layer's last state
+        c = h_n[-1]                                            # (B, H) the top layer's last state
         B, L, H = c.size(0), self.config.num_layers, self.config.hidden_size
         h0 = torch.tanh(self.init_state(c)).view(B, L, H).transpose(0, 1).contiguous()  # (L, B, H)
         return DecoderState(hidden=h0, context=c)
@@ -83,14 +83,14 @@ class GRUSeq2Seq(RecurrentSeq2Seq):
         return self.output(self.drop(self.readout(torch.cat([h, y, c], dim=-1))))
 
     def teacher_forced(self, state: DecoderState, tgt_in: Tensor) -> tuple[Tensor, None]:
-        y = self.drop(self.tgt_embed(tgt_in))                          # (B, T, E)
+        y = self.drop(self.tgt_embed(tgt_in))                         # (B, T, E)
         c = state.context[:, None].expand(-1, tgt_in.size(1), -1)     # (B, T, H)
-        h, _ = self.decoder(torch.cat([y, c], dim=-1), state.hidden)      # (B, T, H)
+        h, _ = self.decoder(torch.cat([y, c], dim=-1), state.hidden)  # (B, T, H)
         return self._logits(h, y, c), None
 
     def decode_step(self, state: DecoderState, tokens: Tensor) -> DecoderStep:
-        y = self.drop(self.tgt_embed(tokens))[:, None]                 # (N, 1, E)
-        c = state.context[:, None]                                     # (N, 1, H)
+        y = self.drop(self.tgt_embed(tokens))[:, None]                     # (N, 1, E)
+        c = state.context[:, None]                                         # (N, 1, H)
         h, hidden = self.decoder(torch.cat([y, c], dim=-1), state.hidden)  # (N, 1, H)
         return DecoderStep(self._logits(h, y, c)[:, 0], replace(state, hidden=hidden), None)
 

@@ -37,14 +37,17 @@ from textgen_core.models.rnn import (
     reverse_padded,
     rnn_activation_bytes,
 )
+from textgen_core.models.settings import setting
 
 
 @dataclass(frozen=True)
 class LSTMSeq2SeqConfig(RecurrentConfig):
     """Settings of :class:`LSTMSeq2Seq`."""
 
-    num_layers: int = 4        # the paper's deep LSTM
-    reverse_source: bool = True    # read the source backwards (§3.3)
+    num_layers: int = setting(4, "Layers", "stacked LSTM layers, in the encoder and in the decoder "
+                              "(the paper's deep LSTM has 4)", range=(1, 16, 1))
+    reverse_source: bool = setting(True, "Reverse source", "read the source backwards, so its first "
+                                   "words are next to the first target words (§3.3)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -78,17 +81,17 @@ class LSTMSeq2Seq(RecurrentSeq2Seq):
     def start(self, src: Tensor) -> DecoderState:
         pad = self.config.pad_id
         if self.config.reverse_source:
-            src = reverse_padded(src, pad)                              # (B, S)
-        _, (h, c) = self.encoder(src, src != pad)                       # (L, B, H) each
+            src = reverse_padded(src, pad)         # (B, S)
+        _, (h, c) = self.encoder(src, src != pad)  # (L, B, H) each
         return DecoderState(hidden=(h, c))
 
     def teacher_forced(self, state: DecoderState, tgt_in: Tensor) -> tuple[Tensor, None]:
         out, _ = self.decoder(self.drop(self.tgt_embed(tgt_in)), state.hidden)  # (B, T, H)
-        return self.output(self.drop(out)), None                            # (B, T, V)
+        return self.output(self.drop(out)), None                                # (B, T, V)
 
     def decode_step(self, state: DecoderState, tokens: Tensor) -> DecoderStep:
-        y = self.drop(self.tgt_embed(tokens))[:, None]                      # (N, 1, E)
-        out, hidden = self.decoder(y, state.hidden)                         # (N, 1, H)
+        y = self.drop(self.tgt_embed(tokens))[:, None]  # (N, 1, E)
+        out, hidden = self.decoder(y, state.hidden)     # (N, 1, H)
         return DecoderStep(self.output(self.drop(out[:, 0])), replace(state, hidden=hidden), None)
 
 

@@ -47,6 +47,7 @@ from textgen_core.models.rnn import (
     rnn_activation_bytes,
     unroll,
 )
+from textgen_core.models.settings import setting
 
 SCORES = ("dot", "general", "concat")
 
@@ -55,9 +56,14 @@ SCORES = ("dot", "general", "concat")
 class LuongConfig(RecurrentConfig):
     """Settings of :class:`LuongSeq2Seq`."""
 
-    score: str = "general"     # dot | general | concat
-    input_feeding: bool = True     # feed h~_{t-1} into step t (§3.3)
-    coverage_weight: float = 0.0   # weight of the coverage loss; 0 = off
+    score: str = setting("general", "Attention score", "how the decoder state is compared with the "
+                         "encoder states: dot h·h_s, general h·W h_s, concat v·tanh(W[h; h_s])",
+                         choices=SCORES)
+    input_feeding: bool = setting(True, "Input feeding", "the last attentional vector is part of the "
+                                  "next input, so the decoder knows where it looked (§3.3)")
+    coverage_weight: float = setting(0.0, "Coverage penalty", "weight of a loss that grows when "
+                                     "attention keeps returning to the same source positions (0 = off)",
+                                     range=(0.0, 10.0, 0.1))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -94,14 +100,14 @@ class LuongSeq2Seq(RecurrentSeq2Seq):
             AdditiveAttention(H, H, H) if config.score == "concat" else BilinearAttention(config.score, H, H)
         )
         self.decoder = make_rnn("lstm", E + (H if config.input_feeding else 0), H, L, p)
-        self.combine = nn.Linear(2 * H, H, bias=False)                  # W_c
+        self.combine = nn.Linear(2 * H, H, bias=False)  # W_c
         self.drop = nn.Dropout(p)
         self.output = OutputLayer(H, self.tgt_embed, config.tie_embeddings)  # W_s
         self.init_weights()
 
     def start(self, src: Tensor) -> DecoderState:
-        mask = src != self.config.pad_id                                # (B, S)
-        memory, hidden = self.encoder(src, mask)                        # (B, S, H), (h, c)
+        mask = src != self.config.pad_id          # (B, S)
+        memory, hidden = self.encoder(src, mask)  # (B, S, H), (h, c)
         feed = memory.new_zeros(src.size(0), self.config.hidden_size) if self.config.input_feeding else None
         return DecoderState(hidden=hidden, memory=memory, keys=self.attention.keys(memory), src_mask=mask,
                             feed=feed)
@@ -109,7 +115,7 @@ class LuongSeq2Seq(RecurrentSeq2Seq):
     def _attend(self, h: Tensor, state: DecoderState) -> tuple[Tensor, Tensor, Tensor]:
         """Top decoder states h (B, T, H) -> logits (B, T, V), h~ (B, T, H), weights (B, T, S)."""
         context, weights = self.attention(h, state.memory, state.keys, state.src_mask)  # (B, T, H)
-        h_tilde = torch.tanh(self.combine(torch.cat([context, h], dim=-1)))        # (B, T, H)
+        h_tilde = torch.tanh(self.combine(torch.cat([context, h], dim=-1)))             # (B, T, H)
         return self.output(self.drop(h_tilde)), h_tilde, weights
 
     def teacher_forced(self, state: DecoderState, tgt_in: Tensor) -> tuple[Tensor, Tensor]:
@@ -120,10 +126,10 @@ class LuongSeq2Seq(RecurrentSeq2Seq):
         return logits, weights
 
     def decode_step(self, state: DecoderState, tokens: Tensor) -> DecoderStep:
-        x = self.drop(self.tgt_embed(tokens))                           # (N, E)
+        x = self.drop(self.tgt_embed(tokens))  # (N, E)
         if self.config.input_feeding:
-            x = torch.cat([x, state.feed], dim=-1)                      # (N, E + H)
-        out, hidden = self.decoder(x[:, None], state.hidden)            # (N, 1, H)
+            x = torch.cat([x, state.feed], dim=-1)            # (N, E + H)
+        out, hidden = self.decoder(x[:, None], state.hidden)  # (N, 1, H)
         logits, h_tilde, weights = self._attend(out, state)
         feed = h_tilde[:, 0] if self.config.input_feeding else None
         return DecoderStep(logits[:, 0], replace(state, hidden=hidden, feed=feed), weights[:, 0])

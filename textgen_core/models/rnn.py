@@ -38,6 +38,7 @@ from textgen_core.decoding.steppers import RecurrentStepper, Stepper
 from textgen_core.errors import ConfigError
 from textgen_core.models.contract import TrainContext, token_cross_entropy
 from textgen_core.models.layers import check_length, require_bool, require_dropout, require_positive
+from textgen_core.models.settings import setting
 from textgen_core.training.algorithm import AlgorithmContext, LossPerBatch, StepOutput
 
 SS_SCHEDULES = ("none", "linear", "exponential", "inverse_sigmoid")
@@ -72,15 +73,26 @@ class RecurrentConfig:
     src_vocab_size: int
     tgt_vocab_size: int
     pad_id: int = 0
-    emb_dim: int = 256
-    hidden_size: int = 512
-    num_layers: int = 1
-    dropout: float = 0.2           # embeddings, between stacked layers, before the output layer
-    block_size: int = 128
-    tie_embeddings: bool = True    # output layer = target embedding (through a projection if sizes differ)
-    ss_schedule: str = "none"      # scheduled sampling: none | linear | exponential | inverse_sigmoid
-    ss_k: float = 5.0              # its steepness (exponential: > 0, inverse_sigmoid: > 1)
-    ss_min: float = 0.0            # the teacher-forcing ratio never drops below this
+    emb_dim: int = setting(256, "Embedding size", "size of every source and target token vector",
+                           range=(8, 4096, 32))
+    hidden_size: int = setting(512, "Hidden size", "units of every recurrent layer (per direction)",
+                               range=(8, 8192, 32))
+    num_layers: int = setting(1, "Layers", "stacked recurrent layers, in the encoder and in the decoder",
+                              range=(1, 16, 1))
+    dropout: float = setting(0.2, "Dropout", "share of activations zeroed in training (embeddings, "
+                             "between stacked layers, before the output layer; 0 = off)",
+                             range=(0.0, 0.9, 0.05))
+    block_size: int = setting(128, "Max. sequence length", "most tokens per source or target "
+                              "sequence", range=(8, 4096, 8))
+    tie_embeddings: bool = setting(True, "Tie output embedding", "the output layer reuses the target "
+                                   "embedding matrix (through a projection when sizes differ)")
+    ss_schedule: str = setting("none", "Scheduled sampling", "how training moves from feeding the true "
+                               "previous token to feeding the model's own guess, against exposure bias "
+                               "(Bengio et al. 2015)", choices=SS_SCHEDULES)
+    ss_k: float = setting(5.0, "Sampling steepness", "k of the schedule: exponential exp(-k·progress), "
+                          "inverse sigmoid k/(k+k^(2·progress)) (needs k > 1)", range=(0.1, 100.0, 0.5))
+    ss_min: float = setting(0.0, "Min. teacher forcing", "the share of true previous tokens never drops "
+                            "below this", range=(0.0, 1.0, 0.05))
 
     def __post_init__(self) -> None:
         require_positive(

@@ -27,9 +27,9 @@ from textgen_core.evaluation import batch_loss, greedy_batch, mean_loss, same_le
 from textgen_core.generation import Generator
 from textgen_core.project import Project
 from textgen_core.tokenizer import Tokenizer
+from textgen_core.training.algorithm import BatchSource, TaskHooks
 from textgen_core.training.distributed import DistInfo
 from textgen_core.training.events import Written
-from textgen_core.training.algorithm import BatchSource, TaskHooks
 
 SAMPLE_PROMPT_CHARS = 24     # characters of validation text used as a continuation prompt
 SAMPLE_TOKENS = 48
@@ -39,9 +39,9 @@ SAMPLE_TOKENS = 48
 class TaskData:
     train: BatchSource
     hooks: TaskHooks
-
-
     valid: Any = None         # validation batches (BucketBatcher / LMWindows), None without a split
+
+
 def build_task(
     project: Project, model: nn.Module, cfg: TrainConfig, src_tok: Tokenizer, tgt_tok: Tokenizer,
     device: torch.device, dist: DistInfo,
@@ -117,6 +117,7 @@ def _seq2seq_task(
 
     return TaskData(
         train=train,
+        valid=valid,
         hooks=TaskHooks(
             loss=lambda net, batch, step: batch_loss(
                 net, batch, pad, cfg.label_smoothing, step, cfg.steps),
@@ -124,7 +125,6 @@ def _seq2seq_task(
             evaluate=evaluate,
         ),
     )
-        valid=valid,
 
 
 def _lm_task(
@@ -167,11 +167,10 @@ def _lm_task(
 
     return TaskData(
         train=train,
+        valid=valid,
         hooks=TaskHooks(
             loss=lambda net, batch, step: batch_loss(net, batch, pad, 0.0, step, cfg.steps),
             tokens=lambda batch: batch.n_tokens,
             evaluate=evaluate,
         ),
     )
-
-        valid=valid,
