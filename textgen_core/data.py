@@ -348,6 +348,37 @@ class PrefixLMBatcher(BucketBatcher):
         return LMBatch(torch.from_numpy(x), torch.from_numpy(y), self.pad_id)
 
 
+def pair_max_len(prefix_lm: bool, block_size: int, max_len: int | None = None) -> int:
+    """The most tokens one side of a pair keeps (ids and one special) for a model reading
+    ``block_size`` positions: half the block for a prefix LM, else ``max_len`` (the project's
+    ``data.max_len``) within the block."""
+    if prefix_lm:
+        return prefix_lm_side_len(block_size)
+    return block_size if max_len is None else min(max_len, block_size)
+
+
+def pair_batcher(
+    examples: Sequence[tuple[Sequence[int], Sequence[int]]],
+    tokenizer: Tokenizer,
+    *,
+    prefix_lm: bool,
+    block_size: int,
+    max_len: int,
+    batch_size: int,
+    seed: int = 0,
+    shuffle: bool = True,
+    rank: int = 0,
+    world_size: int = 1,
+) -> BucketBatcher:
+    """Batches of encoded pairs as a model reads them: :class:`Seq2SeqBatch` (sides cut to
+    ``max_len``) or, for a language model (``prefix_lm``), prefix-LM rows that fit ``block_size``."""
+    common: dict[str, Any] = dict(batch_size=batch_size, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
+                                  seed=seed, shuffle=shuffle, rank=rank, world_size=world_size)
+    if prefix_lm:
+        return PrefixLMBatcher(examples, sep_id=tokenizer.newline_id, block_size=block_size, **common)
+    return BucketBatcher(examples, bos_id=tokenizer.bos_id, max_len=max_len, **common)
+
+
 class LMWindows:
     """Random windows of ``block_size + 1`` tokens from one token stream, resumable.
 

@@ -30,6 +30,7 @@ from textgen_core.config import TRAIN_PRESETS, DataConfig, ProjectConfig, TrainC
 from textgen_core.corpus import TASKS, Corpus, Pair, load_corpus, split_pairs, split_text, splits_by_source
 from textgen_core.decoding.config import DecodeConfig
 from textgen_core.errors import ConfigError, TextGenError
+from textgen_core.passages import passage_pairs
 from textgen_core.tokenizer import Tokenizer, TokenizerConfig
 from textgen_core.training.checkpoint import atomic_write_bytes, read_summary
 
@@ -69,7 +70,8 @@ class Project:
         return self.root / "runs"
 
     def tokenizer_path(self, side: str = "src") -> Path:
-        shared = self.config.tokenizer.shared or self.is_lm
+        # one vocabulary for a language model, and for a story continued by any model
+        shared = self.config.tokenizer.shared or self.is_lm or self.config.task == "continuation"
         return self.root / ("tokenizer.model" if side == "src" or shared else "tokenizer.tgt.model")
 
     def split_path(self, split: str) -> Path:
@@ -166,6 +168,10 @@ class Project:
             atomic_write_bytes(self.split_path(split), ("\n".join(lines) + "\n").encode("utf-8"))
 
     def load_pairs(self, split: str) -> list[Pair]:
+        """The split's pairs; for a novel, its consecutive passages (a seq2seq model's training
+        pairs, see :mod:`textgen_core.passages`), each cut to what one side of the model holds."""
+        if self.config.task == "continuation":
+            return passage_pairs(self.load_text(split), self.passage_chars())
         path = self.split_path(split)
         if not path.is_file():
             raise ConfigError(f"{path}: split file missing; re-create the project with textgen init")
@@ -179,6 +185,15 @@ class Project:
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise TextGenError(f"{path}:{lineno}: damaged split file") from None
         return pairs
+
+    def passage_chars(self) -> int:
+        """The longest passage of a continuation pair: the model's block (or ``data.max_len``, if
+        shorter) less the eos, counted in characters (a token holds at least one)."""
+        spec = models.get_spec(self.config.model_name)
+        config = models.build_config(spec.name, self.config.model, src_vocab_size=64,
+                                     tgt_vocab_size=64, pad_id=0)
+        block = int(getattr(config, "block_size", self.config.data.max_len))
+        return max(2, min(self.config.data.max_len, block) - 1)
 
     def load_text(self, split: str) -> str:
         path = self.split_path(split)
@@ -194,7 +209,7 @@ class Project:
             Tokenizer.train(lines, cfg, self.tokenizer_path("src"))
             return
         pairs = self.load_pairs("train")
-        if cfg.shared:
+        if cfg.shared or self.is_lm:        # a language model reads source and target as one text
             lines = [p.source for p in pairs] + [p.target for p in pairs]
             Tokenizer.train(lines, cfg, self.tokenizer_path("src"))
         else:

@@ -14,16 +14,18 @@ import torch
 
 from textgen_core import metrics
 from textgen_core.corpus import load_corpus, reference_groups, splits_by_source
-from textgen_core.data import BucketBatcher, LMWindows, encode_pairs
+from textgen_core.data import LMWindows, encode_pairs, pair_batcher, pair_max_len
 from textgen_core.evaluation import mean_loss, seq2seq_scores
 from textgen_core.generation import Generator
+from textgen_core.passages import passage_pairs
 from textgen_core.project import Project
 
 
 def evaluate_project(
     project: Project, files: Sequence[str], *, checkpoint: str = "best", device: str = "auto"
 ) -> dict[str, Any]:
-    """Loss and perplexity, and for seq2seq tasks BLEU and chrF, of ``checkpoint`` on ``files``.
+    """Loss and perplexity, and for couplets and translation BLEU and chrF, of ``checkpoint`` on
+    ``files`` (a story: the token stream for a language model, consecutive passages otherwise).
 
     ``examples`` counts pairs (the loss is per pair), ``sources`` the outputs decoded and scored.
     """
@@ -31,20 +33,24 @@ def evaluate_project(
     corpus = load_corpus(project.config.task, files, swap=project.config.data.swap)
     model, dev = gen.model, gen.device
     pad = gen.tgt_tok.pad_id
-    if gen.is_lm:
+    if gen.reads_stream:
         ids = torch.tensor(gen.tgt_tok.encode(corpus.text), dtype=torch.long)
         windows = LMWindows(ids, block_size=model.config.block_size, batch_size=16)
         loss = mean_loss(model, windows.iter_batches(), pad, dev)
         return {"examples": int(ids.numel()), "bleu": None, "chrf": None, "loss": loss,
                 "ppl": metrics.perplexity(loss)}
-    pairs = [(p.source, p.target) for p in corpus.pairs]
-    max_len = model.config.block_size
+    story = project.config.task == "continuation"       # a seq2seq model: consecutive passages
+    found = passage_pairs(corpus.text, project.passage_chars()) if story else corpus.pairs
+    pairs = [(p.source, p.target) for p in found]
+    block = model.config.block_size
+    max_len = pair_max_len(gen.is_lm, block)
     examples = encode_pairs(pairs, gen.src_tok, gen.tgt_tok, max_len, per_char=gen.forces_length)
-    batches = BucketBatcher(
-        examples, batch_size=32, pad_id=pad, bos_id=gen.tgt_tok.bos_id,
-        eos_id=gen.tgt_tok.eos_id, max_len=max_len, shuffle=False,
-    )
+    batches = pair_batcher(examples, gen.tgt_tok, prefix_lm=gen.is_lm, block_size=block,
+                           max_len=max_len, batch_size=32, shuffle=False)
     loss = mean_loss(model, batches.iter_batches(), pad, dev)
+    if story:
+        return {"examples": len(pairs), "bleu": None, "chrf": None, "loss": loss,
+                "ppl": metrics.perplexity(loss)}
     groups = reference_groups(pairs, by_source=splits_by_source(project.config.task))
     scores = seq2seq_scores(model, groups, src_tok=gen.src_tok, tgt_tok=gen.tgt_tok,
                             max_len=max_len, device=dev, same_length=gen.forces_length)

@@ -7,7 +7,8 @@ the spec, never the class:
 
 * ``kind``: what the model reads. ``"seq2seq"`` models train on (source, target) pairs
   (:class:`~textgen_core.data.Seq2SeqBatch`), ``"lm"`` models on windows of one token stream
-  (:class:`~textgen_core.data.LMBatch`).
+  (:class:`~textgen_core.data.LMBatch`) and, on pair tasks, on prefix-LM rows ``source <sep>
+  target <eos>`` whose targets are pad on the source part (:class:`~textgen_core.data.PrefixLMBatcher`).
 * ``tasks``: the tasks it writes; any other is refused with "<name> writes couplets only".
 * ``presets``: per preset (tiny / small / base), the model settings and, under ``train_presets``,
   the training settings that suit it (an RNN wants another learning rate than a Transformer).
@@ -43,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from textgen_core.data import LMBatch, Seq2SeqBatch
-from textgen_core.decoding.steppers import LMStepper, Seq2SeqStepper, Stepper
+from textgen_core.decoding.steppers import LMStepper, PromptedLMStepper, Seq2SeqStepper, Stepper
 from textgen_core.errors import ConfigError
 
 KINDS = ("seq2seq", "lm")
@@ -89,7 +90,8 @@ def seq2seq_stepper(model: nn.Module, src: Tensor | None) -> Stepper:
 
 
 def lm_stepper(model: nn.Module, src: Tensor | None) -> Stepper:
-    return LMStepper(model)
+    """Continuation: no source. Pairs (prefix LM): ``src`` holds the prompt rows ``source <sep>``."""
+    return LMStepper(model) if src is None else PromptedLMStepper(model, src)
 
 
 def transformer_attention(model: nn.Module, src: Tensor | None, tgt_in: Tensor) -> Tensor:
