@@ -223,7 +223,7 @@ KINDS: dict[str, type[Event]] = {
 
 def from_json(data: Mapping[str, Any]) -> Event:
     """The event a metrics.jsonl object describes; ValueError for an unknown kind or a malformed one."""
-    kind = data.get("event") if isinstance(data, Mapping) else None
+    kind = data.get("event") if isinstance(data, (dict, Mapping)) else None
     cls = KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise ValueError(f"unknown training event {kind!r}")
@@ -272,9 +272,11 @@ def _check_extras(metrics: Mapping[str, float], cls: type[Event]) -> None:
 
 def _extras(data: Mapping[str, Any], cls: type[Event]) -> dict[str, float]:
     """Every key that is not the event's own and holds a number (JSON null: a non-finite one)."""
-    reserved = _reserved(cls)
+    others = data.keys() - _reserved(cls)
+    if not others:                 # the common case, checked at C speed: replaying long runs is hot
+        return {}
     return {key: (math.nan if value is None else float(value)) for key, value in data.items()
-            if key not in reserved and (value is None or _is_number(value))}
+            if key in others and (value is None or _is_number(value))}
 
 
 def _time(data: Mapping[str, Any]) -> float:
@@ -282,8 +284,11 @@ def _time(data: Mapping[str, Any]) -> float:
     return float(value) if _is_number(value) else _now()
 
 
+_NUMBERS = (int, float)
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return type(value) in _NUMBERS or (isinstance(value, _NUMBERS) and not isinstance(value, bool))
 
 
 def _float(value: Any) -> float:
