@@ -66,7 +66,8 @@ def test_bad_settings(cli, couplet_files, tmp_path):
     assert_clean_error(cli(*base, "--set", "train.batch_size=abc"), "train.batch_size")
     assert_clean_error(cli(*base, "--set", "nonsense"), "nonsense")
     assert_clean_error(cli(*base, "--model", "nosuchmodel"), "nosuchmodel")
-    assert_clean_error(cli(*base, "--model", "gpt"), "gpt")          # gpt does not do couplets
+    translation = ("init", tmp_path / "p", "--task", "translation", "--data", *couplet_files)
+    assert_clean_error(cli(*translation, "--model", "cnn-tagger"), "cnn-tagger writes couplets only")
     assert_clean_error(cli("info", tmp_path / "nowhere"), "nowhere")
     assert cli("train").code == 2                                      # usage error
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterator
@@ -257,8 +258,11 @@ def test_registry_lists_and_defaults() -> None:
         zoo.register(zoo.get_spec("gpt"))
     with pytest.raises(ValueError, match="kind"):
         zoo.ModelSpec("odd", "gan", GPTConfig, GPT, ("continuation",), "x", {})
+    for task in ("continuation", "couplet", "translation"):
+        zoo.get_spec("gpt").check_task(task)                 # couplets and translation as a prefix LM
+    story_only = dataclasses.replace(zoo.get_spec("gpt"), tasks=("continuation",))
     with pytest.raises(ConfigError, match="gpt writes continuations only, not couplets"):
-        zoo.get_spec("gpt").check_task("couplet")
+        story_only.check_task("couplet")
 
 
 def test_unknown_model() -> None:

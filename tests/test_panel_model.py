@@ -34,11 +34,16 @@ def _real_count(name: str, settings: dict, vocab: int = 5000) -> int:
 
 def test_architectures_follow_the_task(panel):
     panel.set_task("couplet")
-    assert "transformer" in _names(panel.arch_combo) and "gpt" not in _names(panel.arch_combo)
+    assert {"transformer", "gpt", "cnn-tagger"} <= set(_names(panel.arch_combo))
     assert panel.settings()[0] == "transformer"
     panel.set_task("continuation")
-    assert "gpt" in _names(panel.arch_combo) and "transformer" not in _names(panel.arch_combo)
-    assert panel.settings()[0] == "gpt"
+    assert {"gpt", "transformer"} <= set(_names(panel.arch_combo))
+    assert "cnn-tagger" not in _names(panel.arch_combo)                   # it writes couplets only
+    assert panel.settings()[0] == "transformer"                           # it writes stories too: kept
+    panel.set_task("couplet")
+    panel.arch_combo.setCurrentIndex(panel.arch_combo.findData("cnn-tagger"))
+    panel.set_task("continuation")
+    assert panel.settings()[0] == "gpt"                                   # the task's default
     expected = [s.name for s in models.list_specs() if "translation" in s.tasks]
     panel.set_task("translation")
     assert _names(panel.arch_combo) == expected
@@ -106,7 +111,8 @@ def test_parameter_count_follows_n_layer_and_matches_the_model(panel, qtbot):
     assert "parameters" in panel.summary_label.text() and "to train" in panel.summary_label.text()
     panel.set_vocab_size(1000)
     assert panel.parameter_count() == _real_count("transformer", panel.settings()[1], vocab=1000)
-    panel.set_task("continuation")
+    panel.arch_combo.setCurrentIndex(panel.arch_combo.findData("gpt"))
+    assert panel.settings()[0] == "gpt"
     assert panel.parameter_count() == _real_count("gpt", panel.settings()[1], vocab=1000)
 
 

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.window import MainWindow
 from tests.conftest import NOVEL, TRANSLATION
+from textgen_core import models
 from textgen_core.project import Project
 from textgen_core.samples import user_projects_dir
 
@@ -97,7 +98,8 @@ def test_new_asks_for_files_guesses_the_task_and_creates_a_novel_project(qtbot, 
     assert suggested == [user_projects_dir() / "continuation-project"]
     assert window.project is not None and window.project.root == folder
     assert window.project.config.task == "continuation" and window.project.config.model_name == "gpt"
-    assert [model.arch_combo.itemData(i) for i in range(model.arch_combo.count())] == ["gpt"]
+    story_models = [spec.name for spec in models.list_specs() if "continuation" in spec.tasks]
+    assert [model.arch_combo.itemData(i) for i in range(model.arch_combo.count())] == story_models
     assert window.windowTitle() == "TextGen Studio — my-novel"
 
 

@@ -252,7 +252,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.input is not None:
         text, _ = read_text(args.input)
         inputs += [line for line in text.split("\n") if line.strip()]
-    if not inputs and not project.is_lm:
+    if not inputs and not (project.is_lm and project.config.task == "continuation"):
         raise TextGenError("nothing to generate from: give TEXT arguments or --input FILE")
     config = decode_config(project.config.generate, args)
     generator = Generator.open(project, args.checkpoint, args.device)
@@ -262,7 +262,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
             continue
         for rank, hyp in enumerate(result.hypotheses, 1):
-            shown = result.prompt + hyp.text if generator.is_lm else hyp.text
+            shown = result.prompt + hyp.text if generator.task == "continuation" else hyp.text
             prefix = f"{rank}. " if len(result.hypotheses) > 1 else ""
             print(f"{prefix}{shown}" + (f"  ({hyp.score:.3f})" if prefix else ""), flush=True)
     return 0
@@ -298,8 +298,8 @@ def decode_config(defaults: Any, args: argparse.Namespace) -> Any:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from textgen_core.evaluation import evaluate_project
     from textgen_core.project import Project
+    from textgen_core.project_evaluation import evaluate_project
 
     result = evaluate_project(Project.open(args.dir), args.data, checkpoint=args.checkpoint,
                               device=args.device)

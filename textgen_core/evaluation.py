@@ -1,6 +1,7 @@
 """Validation and test evaluation: teacher-forced loss and perplexity, BLEU/chrF of greedy outputs.
 
-Used by the trainer at each evaluation and by ``textgen evaluate``. Decoding here is a batched
+Used by the trainer at each evaluation and by ``textgen evaluate``
+(:mod:`textgen_core.project_evaluation`). Decoding here is a batched
 greedy search (many sentences per forward pass) because evaluation decodes whole sets; interactive
 generation with sampling and beams lives in :mod:`textgen_core.decoding`. Loss is per pair; for
 translation BLEU/chrF decode each distinct source once and score it against all its references
@@ -16,15 +17,8 @@ import torch
 from torch import nn
 
 from textgen_core import metrics, models
-from textgen_core.corpus import load_corpus, reference_groups, splits_by_source
-from textgen_core.data import BucketBatcher, LMBatch, LMWindows, Seq2SeqBatch, encode_pairs
-from textgen_core.project import Project
+from textgen_core.data import LMBatch, Seq2SeqBatch, prefix_lm_side_len
 from textgen_core.tokenizer import Tokenizer
-
-
-def same_length_output(task: str, tokenizer: Tokenizer) -> bool:
-    """Couplets with character tokens: the answer has exactly the first line's length."""
-    return task == "couplet" and tokenizer.kind == "char"
 
 
 def batch_loss(
@@ -73,36 +67,51 @@ def greedy_batch(
     batch_size: int = 64,
     same_length: bool = False,
 ) -> list[list[int]]:
-    """Greedy outputs (ids without specials) of a seq2seq model for many sources at once, through
-    the model's own stepper (one decoder pass per step for the whole batch).
+    """Greedy outputs (ids without specials) of a seq2seq model, or of a language model on pairs
+    (a prefix LM reading ``source <sep>``), for many sources at once, through the model's own
+    stepper (one pass per step for the whole batch). A language model has no padding mask, so its
+    rows are batched by source length; its sources are cut as in training, to fit the block.
 
     ``same_length``: every output has exactly its source's length (couplets, character tokens).
     """
     was_training = model.training
     model.eval()
     pad, eos = tokenizer.pad_id, tokenizer.eos_id
-    outputs: list[list[int]] = []
+    lm = models.spec_of(model).kind == "lm"
+    if lm:
+        max_len = min(max_len, prefix_lm_side_len(model.config.block_size))
+    end = tokenizer.newline_id if lm else eos
+    rows = [list(s[: max_len - 1]) + [end] for s in sources]
+    outputs: list[list[int]] = [[] for _ in rows]
     try:
-        for start in range(0, len(sources), batch_size):
-            chunk = [list(s[: max_len - 1]) + [eos] for s in sources[start : start + batch_size]]
-            width = max(len(s) for s in chunk)
-            src = torch.full((len(chunk), width), pad, dtype=torch.long)
-            for row, ids in enumerate(chunk):
-                src[row, : len(ids)] = torch.tensor(ids)
-            lengths = torch.tensor([len(s) - 1 for s in chunk], device=device)   # (B,)
+        for chunk in _chunks(rows, batch_size, same_width=lm):
+            src = torch.full((len(chunk), max(len(rows[i]) for i in chunk)), pad, dtype=torch.long)
+            for r, i in enumerate(chunk):
+                src[r, : len(rows[i])] = torch.tensor(rows[i])
+            lengths = torch.tensor([len(rows[i]) - 1 for i in chunk], device=device)   # (B,)
             steps = int(lengths.max()) + 1 if same_length else max_len - 1
             out = _greedy_rows(models.make_stepper(model, src.to(device)), len(chunk), steps,
                                lengths if same_length else None, tokenizer, device)
-            for row in out[:, 1:].tolist():
+            for i, row in zip(chunk, out[:, 1:].tolist()):
                 ids = []
                 for tok in row:
                     if tok in (eos, pad):
                         break
                     ids.append(tok)
-                outputs.append(ids)
+                outputs[i] = ids
     finally:
         model.train(was_training)
     return outputs
+
+
+def _chunks(rows: Sequence[Sequence[int]], size: int, *, same_width: bool) -> list[list[int]]:
+    """Indices of the rows decoded together: consecutive ones, or rows of one length."""
+    if not same_width:
+        return [list(range(i, min(i + size, len(rows)))) for i in range(0, len(rows), size)]
+    by_length: dict[int, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_length.setdefault(len(row), []).append(i)
+    return [group[i : i + size] for group in by_length.values() for i in range(0, len(group), size)]
 
 
 def _greedy_rows(stepper: Any, rows: int, steps: int, lengths: torch.Tensor | None,
@@ -149,37 +158,3 @@ def seq2seq_scores(
         "chrf": metrics.chrf(hyps, refs),
         "hypotheses": hyps,
     }
-
-
-def evaluate_project(
-    project: Project, files: Sequence[str], *, checkpoint: str = "best", device: str = "auto"
-) -> dict[str, Any]:
-    """``textgen evaluate``: loss and perplexity, and for seq2seq tasks BLEU and chrF.
-
-    ``examples`` counts pairs (the loss is per pair), ``sources`` the outputs decoded and scored.
-    """
-    from textgen_core.generation import Generator
-
-    gen = Generator.open(project, checkpoint, device)
-    corpus = load_corpus(project.config.task, files, swap=project.config.data.swap)
-    model, dev = gen.model, gen.device
-    pad = gen.tgt_tok.pad_id
-    if gen.is_lm:
-        ids = torch.tensor(gen.tgt_tok.encode(corpus.text), dtype=torch.long)
-        windows = LMWindows(ids, block_size=model.config.block_size, batch_size=16)
-        loss = mean_loss(model, windows.iter_batches(), pad, dev)
-        return {"examples": int(ids.numel()), "bleu": None, "chrf": None, "loss": loss,
-                "ppl": metrics.perplexity(loss)}
-    pairs = [(p.source, p.target) for p in corpus.pairs]
-    max_len = model.config.block_size
-    examples = encode_pairs(pairs, gen.src_tok, gen.tgt_tok, max_len, per_char=gen.forces_length)
-    batches = BucketBatcher(
-        examples, batch_size=32, pad_id=pad, bos_id=gen.tgt_tok.bos_id,
-        eos_id=gen.tgt_tok.eos_id, max_len=max_len, shuffle=False,
-    )
-    loss = mean_loss(model, batches.iter_batches(), pad, dev)
-    groups = reference_groups(pairs, by_source=splits_by_source(project.config.task))
-    scores = seq2seq_scores(model, groups, src_tok=gen.src_tok, tgt_tok=gen.tgt_tok,
-                            max_len=max_len, device=dev, same_length=gen.forces_length)
-    return {"examples": len(pairs), "sources": len(groups), "bleu": scores["bleu"],
-            "chrf": scores["chrf"], "loss": loss, "ppl": metrics.perplexity(loss)}

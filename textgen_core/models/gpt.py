@@ -5,6 +5,9 @@ pre-LN Transformer blocks (LayerNorm moved to the input of each sub-block, plus 
 learned position embeddings, GELU feed-forward networks, the token embedding tied to the output
 projection, and weights initialised N(0, 0.02) with residual projections scaled by
 1/sqrt(2 * n_layer). Attention is causal: position t sees tokens 0..t only.
+
+It continues stories from a token stream and, as GPT-2 couplet models do, writes the second part
+of a pair after ``source <sep>`` (see :class:`~textgen_core.data.PrefixLMBatcher`).
 """
 
 from __future__ import annotations
@@ -158,7 +161,8 @@ SPEC = ModelSpec(
     kind="lm",
     config_cls=GPTConfig,
     model_cls=GPT,
-    tasks=("continuation",),
+    # couplets and translation as a prefix LM: "source <sep> target <eos>", loss on the target
+    tasks=("continuation", "couplet", "translation"),
     description="GPT decoder-only language model (Radford et al. 2019, GPT-2 / nanoGPT)",
     presets=GPT_PRESETS,
     attention=lm_self_attention,

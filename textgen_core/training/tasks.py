@@ -1,16 +1,17 @@
 """What the generic trainer needs for each kind of model: batches, a loss, an evaluation.
 
-* seq2seq models (couplet, translation): length-bucketed pair batches; validation loss, perplexity,
-  BLEU/chrF of greedy outputs on the first ``train.bleu_examples`` validation pairs (translation:
-  distinct sources, each scored against all its references), and a few fixed validation prompts
-  with their outputs as samples.
-* language models (continuation): random windows of the token stream (nanoGPT's ``get_batch``);
+* pairs (couplet, translation; and continuation for seq2seq models, as a novel's consecutive
+  passages): length-bucketed pair batches, packed as prefix-LM rows for a language model;
+  validation loss, perplexity, BLEU/chrF of greedy outputs on the first ``train.bleu_examples``
+  validation pairs (translation: distinct sources, each scored against all its references; none
+  for continuation), and a few fixed validation prompts with their outputs as samples.
+* language models on continuation: random windows of the token stream (nanoGPT's ``get_batch``);
   validation loss and perplexity on consecutive windows, and seeded continuations of fixed prompts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -19,12 +20,13 @@ from torch import nn
 from textgen_core import metrics, models
 from textgen_core.config import TrainConfig
 from textgen_core.corpus import reference_groups, splits_by_source
-from textgen_core.data import BucketBatcher, LMWindows, encode_pairs
+from textgen_core.data import BucketBatcher, LMWindows, encode_pairs, pair_batcher, pair_max_len
 from textgen_core.decoding.config import DecodeConfig
 from textgen_core.decoding.search import generate
 from textgen_core.errors import TextGenError
-from textgen_core.evaluation import batch_loss, greedy_batch, mean_loss, same_length_output
+from textgen_core.evaluation import batch_loss, greedy_batch, mean_loss
 from textgen_core.generation import Generator
+from textgen_core.output_form import same_length_output
 from textgen_core.project import Project
 from textgen_core.tokenizer import Tokenizer
 from textgen_core.training.algorithm import BatchSource, TaskHooks
@@ -46,8 +48,9 @@ def build_task(
     project: Project, model: nn.Module, cfg: TrainConfig, src_tok: Tokenizer, tgt_tok: Tokenizer,
     device: torch.device, dist: DistInfo,
 ) -> TaskData:
-    if models.spec_of(model).kind == "lm":
+    if models.spec_of(model).kind == "lm" and project.config.task == "continuation":
         return _lm_task(project, model, cfg, tgt_tok, device, dist)
+    # pairs: couplets, translations, and a novel's consecutive passages (for seq2seq models)
     return _seq2seq_task(project, model, cfg, src_tok, tgt_tok, device, dist)
 
 
@@ -55,19 +58,20 @@ def _seq2seq_task(
     project: Project, model: nn.Module, cfg: TrainConfig, src_tok: Tokenizer, tgt_tok: Tokenizer,
     device: torch.device, dist: DistInfo,
 ) -> TaskData:
-    max_len = min(project.config.data.max_len, model.config.block_size)
+    block, prefix_lm = model.config.block_size, models.spec_of(model).kind == "lm"
+    max_len = pair_max_len(prefix_lm, block, project.config.data.max_len)
     pad = tgt_tok.pad_id
     same_length = same_length_output(project.config.task, tgt_tok)
+    scored = project.config.task != "continuation"     # BLEU of a story's next sentence means little
 
     def batcher(split: str, shuffle: bool, rank: int = 0, world: int = 1) -> BucketBatcher:
         pairs = [(p.source, p.target) for p in project.load_pairs(split)]
         examples = encode_pairs(pairs, src_tok, tgt_tok, max_len, per_char=same_length)
         if not examples and split == "train":
             raise TextGenError(f"{project.split_path(split)}: no training examples")
-        return BucketBatcher(
-            examples, batch_size=cfg.batch_size, pad_id=pad, bos_id=tgt_tok.bos_id,
-            eos_id=tgt_tok.eos_id, max_len=max_len, seed=cfg.seed, shuffle=shuffle,
-            rank=rank, world_size=world,
+        return pair_batcher(
+            examples, tgt_tok, prefix_lm=prefix_lm, block_size=block, max_len=max_len,
+            batch_size=cfg.batch_size, seed=cfg.seed, shuffle=shuffle, rank=rank, world_size=world,
         )
 
     train = batcher("train", True, dist.rank, dist.world_size)
@@ -81,11 +85,14 @@ def _seq2seq_task(
         the generator refuses (longer than the model reads) keeps its greedy output."""
         was_training = net.training
         gen = Generator(net, project.config.task, src_tok, tgt_tok, device)
+        decode = project.config.generate
+        if not scored:          # a story: a sample's few passages, as a language model's samples
+            decode = replace(decode, max_tokens=min(decode.max_tokens, SAMPLE_TOKENS))
         out = []
         try:
             for prompt, fallback in zip(prompts, greedy):
                 try:
-                    out.append(gen.generate(prompt, project.config.generate).hypotheses[0].text)
+                    out.append(gen.generate(prompt, decode).hypotheses[0].text)
                 except TextGenError:
                     out.append(fallback)
         finally:
@@ -98,13 +105,13 @@ def _seq2seq_task(
             return {"val_loss": None}
         val = mean_loss(net, valid.iter_batches(), pad, device, cfg.eval_batches)
         result.update(val_loss=val, val_ppl=metrics.perplexity(val))
-        shown = valid_groups[: max(cfg.bleu_examples, cfg.num_samples)]
+        shown = valid_groups[: max(cfg.bleu_examples if scored else 0, cfg.num_samples)]
         outputs = greedy_batch(
             net, [src_tok.encode(s, per_char=same_length) for s, _ in shown], tokenizer=tgt_tok,
             max_len=max_len, device=device, same_length=same_length,
         )
         hyps = [tgt_tok.decode(ids) for ids in outputs]
-        if cfg.bleu_examples:
+        if cfg.bleu_examples and scored:
             refs = [list(targets) for _, targets in shown[: cfg.bleu_examples]]
             result["bleu"] = metrics.bleu(hyps[: len(refs)], refs)
             result["chrf"] = metrics.chrf(hyps[: len(refs)], refs)
@@ -174,3 +181,4 @@ def _lm_task(
             evaluate=evaluate,
         ),
     )
+
