@@ -70,7 +70,7 @@ def padded_batch() -> tuple[torch.Tensor, torch.Tensor]:
 def test_the_four_are_registered_for_couplets_and_translation() -> None:
     for name in NAMES:
         spec = zoo.get_spec(name)
-        assert spec.kind == "seq2seq" and spec.tasks == ("couplet", "translation")
+        assert spec.kind == "seq2seq" and spec.tasks == ("couplet", "translation", "continuation")
         assert spec.has_attention == (name in ATTENTION)
         assert set(spec.presets) == {"tiny", "small", "base"}
         assert zoo.train_settings(name, "tiny")["learning_rate"] == 3e-3
