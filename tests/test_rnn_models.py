@@ -124,6 +124,13 @@ def test_padding_does_not_change_a_rows_output(name: str, overrides: dict) -> No
         torch.testing.assert_close(logits[row : row + 1, :t], alone, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_an_empty_source_row_stays_finite(name: str) -> None:
+    src, tgt_in = padded_batch()
+    src[2] = PAD
+    assert torch.isfinite(make(name)(src, tgt_in)).all()
+
+
 def test_longer_than_block_size_is_refused() -> None:
     model = make("gru-seq2seq", block_size=4)
     src, tgt_in = padded_batch()

@@ -77,7 +77,8 @@ class BahdanauSeq2Seq(RecurrentSeq2Seq):
         super().__init__()
         self.config = config
         E, H, L, p = config.emb_dim, config.hidden_size, config.num_layers, config.dropout
-        self.encoder = RecurrentEncoder("gru", config.src_vocab_size, E, H, L, p, bidirectional=True)
+        self.encoder = RecurrentEncoder("gru", config.src_vocab_size, E, H, L, p, config.pad_id,
+                                        bidirectional=True)
         self.tgt_embed = nn.Embedding(config.tgt_vocab_size, E)
         self.init_state = nn.Linear(H, H)  # W_s
         self.attention = AdditiveAttention(H, 2 * H, config.attention_width)
@@ -88,8 +89,7 @@ class BahdanauSeq2Seq(RecurrentSeq2Seq):
         self.init_weights()
 
     def start(self, src: Tensor) -> DecoderState:
-        mask = src != self.config.pad_id       # (B, S)
-        memory, h_n = self.encoder(src, mask)  # (B, S, 2H), (2L, B, H)
+        memory, h_n, mask = self.encoder(src)                        # (B, S, 2H), (2L, B, H), (B, S)
         L, H = self.config.num_layers, self.config.hidden_size
         backward = h_n.view(L, 2, -1, H)[:, 1]                       # (L, B, H) ←h_1 per layer
         hidden = torch.tanh(self.init_state(backward)).contiguous()  # s_0 (L, B, H)

@@ -62,7 +62,7 @@ class GRUSeq2Seq(RecurrentSeq2Seq):
         super().__init__()
         self.config = config
         E, H, L, p = config.emb_dim, config.hidden_size, config.num_layers, config.dropout
-        self.encoder = RecurrentEncoder("gru", config.src_vocab_size, E, H, L, p)
+        self.encoder = RecurrentEncoder("gru", config.src_vocab_size, E, H, L, p, config.pad_id)
         self.tgt_embed = nn.Embedding(config.tgt_vocab_size, E)
         self.init_state = nn.Linear(H, L * H)           # V': c -> h'_0 of every decoder layer
         self.decoder = make_rnn("gru", E + H, H, L, p)  # input [e(y_{t-1}); c]
@@ -72,7 +72,7 @@ class GRUSeq2Seq(RecurrentSeq2Seq):
         self.init_weights()
 
     def start(self, src: Tensor) -> DecoderState:
-        _, h_n = self.encoder(src, src != self.config.pad_id)  # (L, B, H)
+        _, h_n, _ = self.encoder(src)                          # (L, B, H)
         c = h_n[-1]                                            # (B, H) the top layer's last state
         B, L, H = c.size(0), self.config.num_layers, self.config.hidden_size
         h0 = torch.tanh(self.init_state(c)).view(B, L, H).transpose(0, 1).contiguous()  # (L, B, H)

@@ -71,7 +71,7 @@ class LSTMSeq2Seq(RecurrentSeq2Seq):
         super().__init__()
         self.config = config
         E, H, L, p = config.emb_dim, config.hidden_size, config.num_layers, config.dropout
-        self.encoder = RecurrentEncoder("lstm", config.src_vocab_size, E, H, L, p)
+        self.encoder = RecurrentEncoder("lstm", config.src_vocab_size, E, H, L, p, config.pad_id)
         self.tgt_embed = nn.Embedding(config.tgt_vocab_size, E)
         self.decoder = make_rnn("lstm", E, H, L, p)
         self.drop = nn.Dropout(p)
@@ -79,10 +79,9 @@ class LSTMSeq2Seq(RecurrentSeq2Seq):
         self.init_weights()
 
     def start(self, src: Tensor) -> DecoderState:
-        pad = self.config.pad_id
         if self.config.reverse_source:
-            src = reverse_padded(src, pad)         # (B, S)
-        _, (h, c) = self.encoder(src, src != pad)  # (L, B, H) each
+            src = reverse_padded(src, self.config.pad_id)  # (B, S)
+        _, (h, c), _ = self.encoder(src)           # (L, B, H) each
         return DecoderState(hidden=(h, c))
 
     def teacher_forced(self, state: DecoderState, tgt_in: Tensor) -> tuple[Tensor, None]:

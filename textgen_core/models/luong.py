@@ -94,7 +94,7 @@ class LuongSeq2Seq(RecurrentSeq2Seq):
         super().__init__()
         self.config = config
         E, H, L, p = config.emb_dim, config.hidden_size, config.num_layers, config.dropout
-        self.encoder = RecurrentEncoder("lstm", config.src_vocab_size, E, H, L, p)
+        self.encoder = RecurrentEncoder("lstm", config.src_vocab_size, E, H, L, p, config.pad_id)
         self.tgt_embed = nn.Embedding(config.tgt_vocab_size, E)
         self.attention: nn.Module = (
             AdditiveAttention(H, H, H) if config.score == "concat" else BilinearAttention(config.score, H, H)
@@ -106,8 +106,7 @@ class LuongSeq2Seq(RecurrentSeq2Seq):
         self.init_weights()
 
     def start(self, src: Tensor) -> DecoderState:
-        mask = src != self.config.pad_id          # (B, S)
-        memory, hidden = self.encoder(src, mask)  # (B, S, H), (h, c)
+        memory, hidden, mask = self.encoder(src)                            # (B, S, H), (h, c), (B, S)
         feed = memory.new_zeros(src.size(0), self.config.hidden_size) if self.config.input_feeding else None
         return DecoderState(hidden=hidden, memory=memory, keys=self.attention.keys(memory), src_mask=mask,
                             feed=feed)

@@ -167,21 +167,26 @@ class RecurrentEncoder(nn.Module):
     """Embedding, dropout and a GRU/LSTM run over each row's real tokens (packed by length)."""
 
     def __init__(self, cell: str, vocab: int, emb_dim: int, hidden: int, layers: int, dropout: float,
-                 bidirectional: bool = False) -> None:
+                 pad_id: int, bidirectional: bool = False) -> None:
         super().__init__()
+        self.pad_id = pad_id
         self.embed = nn.Embedding(vocab, emb_dim)
         self.drop = nn.Dropout(dropout)
         self.rnn = make_rnn(cell, emb_dim, hidden, layers, dropout, bidirectional)
 
-    def forward(self, src: Tensor, mask: Tensor) -> tuple[Tensor, Any]:
-        """src (B, S), mask (B, S) True = real -> outputs (B, S, D*H) (zero at padding) and the
-        final state (L*D, B, H) (LSTM: a pair) of each row's last real token."""
-        lengths = mask.sum(1).clamp(min=1).cpu()                              # (B,)
+    def forward(self, src: Tensor) -> tuple[Tensor, Any, Tensor]:
+        """src (B, S) -> outputs (B, S, D*H) (zero at padding), the final state (L*D, B, H) (LSTM: a
+        pair) after each row's last real token, and the mask of real tokens (B, S).
+
+        A row of padding only (an empty source) reads its first position, so it stays finite."""
+        mask = src != self.pad_id                                             # (B, S)
+        mask[:, 0] = True
+        lengths = mask.sum(1).cpu()                                           # (B,)
         x = self.drop(self.embed(src))                                        # (B, S, E)
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, final = self.rnn(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
-        return out, final
+        return out, final, mask
 
 
 # --------------------------------------------------------------------------- output side
