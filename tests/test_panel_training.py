@@ -189,13 +189,13 @@ def test_samples_newest_first_with_references(panel):
     assert "汪洋大海多瑰宝 → out40" in text and "reference: 骇浪惊涛有巨鳌" in text
 
 
-def test_language_model_stream_has_no_bleu(panel):
+def test_story_stream_has_no_bleu(panel):
     panel.redraw_now()
     assert "after the first evaluation" in panel.metrics.no_bleu_label.text()
     panel.add_events(stream(40, seq2seq=False))
     panel.redraw_now()
     assert panel.metrics.bleu_stack.currentWidget() is panel.metrics.no_bleu_label
-    assert "No BLEU for language models" in panel.metrics.no_bleu_label.text()
+    assert "No BLEU for continuation" in panel.metrics.no_bleu_label.text()
     assert "reference" not in panel.samples_text() and "out40" in panel.samples_text()
 
 

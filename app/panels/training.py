@@ -468,6 +468,7 @@ class TrainingPanel(QWidget):
         if len(self._series["bleu"]) or len(self._series["chrf"]):
             self.metrics.show_bleu_note(None)
         elif self._evals:
-            self.metrics.show_bleu_note("No BLEU for language models: continuation is judged by perplexity.")
+            self.metrics.show_bleu_note("No BLEU for continuation: a story is judged by perplexity.")
         else:
-            self.metrics.show_bleu_note("BLEU and chrF appear after the first evaluation (seq2seq tasks).")
+            self.metrics.show_bleu_note("BLEU and chrF appear after the first evaluation "
+                                        "(couplets, translation).")
