@@ -116,6 +116,14 @@ def test_translation_project_is_refused(cli, tmp_path):
     assert not (tmp_path / "t").exists()
 
 
+def test_a_subword_tokenizer_is_refused_at_init(cli, couplet_files, tmp_path):
+    r = cli("init", tmp_path / "b", "--task", "couplet", "--data", *couplet_files, "--model", "cnn-tagger",
+            "--tokenizer", "bpe")
+    assert r.code == 2 and r.err.count("\n") == 1, r
+    assert "needs --tokenizer char, not bpe" in r.err
+    assert not (tmp_path / "b").exists()
+
+
 def test_cli_round_trip_on_sample_couplets(cli, couplet_files, tmp_path):
     from textgen_core.generation import Generator
     from textgen_core.project import Project

@@ -12,7 +12,8 @@ from conftest import NOVEL, TRANSLATION, tiny_couplet_lines
 from textgen_core import models
 
 FAST = ["--set", "train.eval_every=15", "--set", "train.log_every=5", "--set", "train.bleu_examples=8",
-        "--set", "train.eval_batches=1", "--set", "train.batch_size=16"]
+        "--set", "train.eval_batches=1", "--set", "train.batch_size=16",
+        "--set", "model.block_size=32"]              # short passages: the step-loop decoders stay quick
 PROMPTS = {"couplet": "春风得意", "translation": "我们走吧。", "continuation": "却说宝玉"}
 CASES = [(spec.name, task) for spec in models.list_specs() for task in spec.tasks]
 

@@ -297,6 +297,9 @@ def initial_config(
         raise ConfigError(f"unknown preset '{preset}'; choose tiny, small or base")
     model_settings = dict(spec.presets[preset])
     kind = tokenizer or DEFAULT_TOKENIZER.get(task, "char")
+    if spec.same_length and kind != "char":
+        raise ConfigError(f"{spec.name} writes one character per character of the first line: it "
+                          f"needs --tokenizer char, not {kind}")
     tok = TokenizerConfig(kind=kind, vocab_size=vocab_size or DEFAULT_VOCAB.get(kind, 8000))
     block = int(model_settings.get("block_size", 64))
     data = DataConfig(max_len=block)
