@@ -32,6 +32,7 @@ from textgen_core.decoding import DecodeConfig, generate  # noqa: E402
 from textgen_core.generation import Generator  # noqa: E402
 from textgen_core.project import Project  # noqa: E402
 from textgen_core.samples import sample_files  # noqa: E402
+from textgen_core.training.events import Event, Step  # noqa: E402
 from textgen_core.training.run import train_project  # noqa: E402
 
 HEADER = ("| model | preset | parameters | train tok/s | greedy sent/s | beam-5 sent/s | val loss "
@@ -43,9 +44,9 @@ def train_for(project: Project, budget_s: float, device: str) -> float:
     rates: list[float] = []
     start = time.perf_counter()
 
-    def on_event(event: dict) -> None:
-        if event.get("event") == "step" and event.get("tokens_per_s"):
-            rates.append(float(event["tokens_per_s"]))
+    def on_event(event: Event) -> None:
+        if isinstance(event, Step) and event.tokens_per_s:
+            rates.append(float(event.tokens_per_s))
 
     train_project(project, steps=1_000_000, device=device, on_event=on_event,
                   should_stop=lambda: time.perf_counter() - start > budget_s)
