@@ -21,10 +21,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor, nn
 
-from textgen_core.models.contract import ModelSpec
 from textgen_core.models.layers import require_positive
 from textgen_core.models.rnn import (
-    RNN_TRAIN_PRESETS,
     AdditiveAttention,
     DecoderState,
     DecoderStep,
@@ -35,11 +33,8 @@ from textgen_core.models.rnn import (
     RecurrentSeq2Seq,
     make_presets,
     make_rnn,
-    recurrent_algorithm,
     recurrent_attention,
-    recurrent_loss,
-    recurrent_stepper,
-    rnn_activation_bytes,
+    recurrent_spec,
 )
 from textgen_core.models.settings import setting
 
@@ -105,18 +100,11 @@ class BahdanauSeq2Seq(RecurrentSeq2Seq):
         return DecoderStep(logits, replace(state, hidden=hidden), weights[:, 0])
 
 
-SPEC = ModelSpec(
+SPEC = recurrent_spec(
     name="bahdanau-attention",
-    kind="seq2seq",
     config_cls=BahdanauConfig,
     model_cls=BahdanauSeq2Seq,
-    tasks=("couplet", "translation", "continuation"),
     description="Bidirectional GRU with additive attention (Bahdanau et al. 2015)",
     presets=BAHDANAU_PRESETS,
-    train_presets=RNN_TRAIN_PRESETS,
-    loss=recurrent_loss,
-    stepper=recurrent_stepper,
     attention=recurrent_attention,
-    activation_bytes=rnn_activation_bytes,
-    algorithm=recurrent_algorithm,
 )

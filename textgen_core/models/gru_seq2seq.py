@@ -21,9 +21,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor, nn
 
-from textgen_core.models.contract import ModelSpec
 from textgen_core.models.rnn import (
-    RNN_TRAIN_PRESETS,
     DecoderState,
     DecoderStep,
     MaxoutReadout,
@@ -33,10 +31,7 @@ from textgen_core.models.rnn import (
     RecurrentSeq2Seq,
     make_presets,
     make_rnn,
-    recurrent_algorithm,
-    recurrent_loss,
-    recurrent_stepper,
-    rnn_activation_bytes,
+    recurrent_spec,
 )
 
 
@@ -95,17 +90,10 @@ class GRUSeq2Seq(RecurrentSeq2Seq):
         return DecoderStep(self._logits(h, y, c)[:, 0], replace(state, hidden=hidden), None)
 
 
-SPEC = ModelSpec(
+SPEC = recurrent_spec(
     name="gru-seq2seq",
-    kind="seq2seq",
     config_cls=GRUSeq2SeqConfig,
     model_cls=GRUSeq2Seq,
-    tasks=("couplet", "translation", "continuation"),
     description="GRU encoder-decoder with a fixed context vector (Cho et al. 2014)",
     presets=GRU_PRESETS,
-    train_presets=RNN_TRAIN_PRESETS,
-    loss=recurrent_loss,
-    stepper=recurrent_stepper,
-    activation_bytes=rnn_activation_bytes,
-    algorithm=recurrent_algorithm,
 )

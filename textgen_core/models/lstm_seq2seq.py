@@ -19,10 +19,8 @@ from dataclasses import dataclass, replace
 
 from torch import Tensor, nn
 
-from textgen_core.models.contract import ModelSpec
 from textgen_core.models.layers import require_bool
 from textgen_core.models.rnn import (
-    RNN_TRAIN_PRESETS,
     DecoderState,
     DecoderStep,
     OutputLayer,
@@ -31,11 +29,8 @@ from textgen_core.models.rnn import (
     RecurrentSeq2Seq,
     make_presets,
     make_rnn,
-    recurrent_algorithm,
-    recurrent_loss,
-    recurrent_stepper,
+    recurrent_spec,
     reverse_padded,
-    rnn_activation_bytes,
 )
 from textgen_core.models.settings import setting
 
@@ -94,17 +89,10 @@ class LSTMSeq2Seq(RecurrentSeq2Seq):
         return DecoderStep(self.output(self.drop(out[:, 0])), replace(state, hidden=hidden), None)
 
 
-SPEC = ModelSpec(
+SPEC = recurrent_spec(
     name="lstm-seq2seq",
-    kind="seq2seq",
     config_cls=LSTMSeq2SeqConfig,
     model_cls=LSTMSeq2Seq,
-    tasks=("couplet", "translation", "continuation"),
     description="Deep LSTM encoder-decoder, source read in reverse (Sutskever et al. 2014)",
     presets=LSTM_PRESETS,
-    train_presets=RNN_TRAIN_PRESETS,
-    loss=recurrent_loss,
-    stepper=recurrent_stepper,
-    activation_bytes=rnn_activation_bytes,
-    algorithm=recurrent_algorithm,
 )

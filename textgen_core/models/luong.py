@@ -25,10 +25,9 @@ from torch import Tensor, nn
 
 from textgen_core.data import Seq2SeqBatch
 from textgen_core.errors import ConfigError
-from textgen_core.models.contract import ModelSpec, TrainContext
+from textgen_core.models.contract import TrainContext
 from textgen_core.models.layers import require_bool
 from textgen_core.models.rnn import (
-    RNN_TRAIN_PRESETS,
     AdditiveAttention,
     BilinearAttention,
     DecoderState,
@@ -40,11 +39,9 @@ from textgen_core.models.rnn import (
     check_choice,
     make_presets,
     make_rnn,
-    recurrent_algorithm,
     recurrent_attention,
     recurrent_loss,
-    recurrent_stepper,
-    rnn_activation_bytes,
+    recurrent_spec,
     unroll,
 )
 from textgen_core.models.settings import setting
@@ -140,18 +137,12 @@ def luong_loss(model: nn.Module, batch: Seq2SeqBatch, ctx: TrainContext) -> Tens
     return recurrent_loss(model, batch, ctx, coverage_weight=config.coverage_weight)
 
 
-SPEC = ModelSpec(
+SPEC = recurrent_spec(
     name="luong-attention",
-    kind="seq2seq",
     config_cls=LuongConfig,
     model_cls=LuongSeq2Seq,
-    tasks=("couplet", "translation", "continuation"),
     description="Stacked LSTM with Luong dot/general/concat attention and input feeding (Luong et al. 2015)",
     presets=LUONG_PRESETS,
-    train_presets=RNN_TRAIN_PRESETS,
     loss=luong_loss,
-    stepper=recurrent_stepper,
     attention=recurrent_attention,
-    activation_bytes=rnn_activation_bytes,
-    algorithm=recurrent_algorithm,
 )

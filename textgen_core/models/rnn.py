@@ -36,7 +36,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from textgen_core.data import Seq2SeqBatch
 from textgen_core.decoding.steppers import RecurrentStepper, Stepper
 from textgen_core.errors import ConfigError
-from textgen_core.models.contract import TrainContext, token_cross_entropy
+from textgen_core.models.contract import ModelSpec, TrainContext, token_cross_entropy
 from textgen_core.models.layers import check_length, require_bool, require_dropout, require_positive
 from textgen_core.models.settings import setting
 from textgen_core.training.algorithm import AlgorithmContext, LossPerBatch, StepOutput
@@ -458,3 +458,13 @@ def rnn_activation_bytes(config: Any, batch_size: int) -> int:
     T, H, E, L = config.block_size, config.hidden_size, config.emb_dim, config.num_layers
     per_token = 24 * H * L + 6 * E + 2 * config.tgt_vocab_size + 2 * T * max(config.attention_width, 0)
     return batch_size * T * per_token * 4
+
+
+def recurrent_spec(**fields: Any) -> ModelSpec:
+    """A recurrent seq2seq model's spec: what all four share (tasks, training presets, loss, stepper,
+    training algorithm, memory estimate) filled in; ``fields`` give the rest (name, config, module,
+    description, presets, attention)."""
+    shared = dict(kind="seq2seq", tasks=("couplet", "translation", "continuation"),
+                  train_presets=RNN_TRAIN_PRESETS, loss=recurrent_loss, stepper=recurrent_stepper,
+                  activation_bytes=rnn_activation_bytes, algorithm=recurrent_algorithm)
+    return ModelSpec(**{**shared, **fields})
