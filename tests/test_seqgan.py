@@ -13,18 +13,14 @@ import torch
 from conftest import NOVEL
 
 from textgen_core import metrics, models
+from textgen_core.data import LMBatch
 from textgen_core.models.seqgan import SeqGAN, SeqGANConfig
 from textgen_core.models.seqgan_discriminator import CNNDiscriminator
 from textgen_core.project import Project
 from textgen_core.training import events
 from textgen_core.training.checkpoint import load_checkpoint
 from textgen_core.training.run import train_project
-from textgen_core.training.seqgan import (
-    draw,
-    policy_gradient_loss,
-    rollout_rewards,
-    sample_continuations,
-)
+from textgen_core.training.seqgan import Episodes, draw, policy_gradient_loss, rollout_rewards, sample
 
 V = 20
 TINY = dict(vocab_size=V, emb_dim=16, hidden_size=24, block_size=10, prefix_tokens=3, d_emb_dim=8,
@@ -78,16 +74,41 @@ def test_draw_follows_the_distribution_and_its_generator():
 
 def test_samples_continue_their_prefix():
     model = tiny_seqgan()
-    prefix = torch.randint(1, V, (4, 3))
-    seqs = sample_continuations(model.generator, prefix, 10)
-    assert seqs.shape == (4, 10) and torch.equal(seqs[:, :3], prefix)
+    real = torch.randint(1, V, (4, 10))
+    seqs = sample(model.generator, Episodes.windows(real, 3))
+    assert seqs.shape == (4, 10) and torch.equal(seqs[:, :3], real[:, :3])
+    assert not torch.equal(seqs, real)
+
+
+# prefix-LM couplet rows (pad 0, sep 9, eos 3): "1 2 <sep> 4 5 <eos>" and "6 7 8 <sep> 5 4 6 <eos>"
+PAIR_X = torch.tensor([[1, 2, 9, 4, 5, 0, 0], [6, 7, 8, 9, 5, 4, 6]])
+PAIR_Y = torch.tensor([[0, 0, 4, 5, 3, 0, 0], [0, 0, 0, 5, 4, 6, 3]])
+
+
+def test_couplet_rows_keep_the_first_line_and_write_the_second_as_long_as_the_real_one():
+    ep = Episodes.from_batch(LMBatch(PAIR_X, PAIR_Y, pad_id=0), prefix=5)
+    assert ep.rows.tolist() == [[1, 2, 9, 4, 5, 3, 0, 0], [6, 7, 8, 9, 5, 4, 6, 3]]
+    assert ep.start.tolist() == [3, 4] and ep.end.tolist() == [5, 7] and ep.width == 3
+    model = tiny_seqgan()
+    for seed in range(5):
+        torch.manual_seed(seed)
+        fake = sample(model.generator, ep)
+        kept = ~ep.written()
+        assert torch.equal(fake[kept], ep.rows[kept])              # first lines, separators, eos, pad
+    torch.manual_seed(0)
+    rewards = rollout_rewards(model.generator, model.discriminator, fake, ep, rollouts=3)
+    assert rewards.shape == (2, 3)
+    assert rewards[0, 2] == 0 and bool((rewards[1] > 0).all())     # row 0 writes two tokens only
+    model.discriminator.eval()
+    own = torch.sigmoid(model.discriminator(fake))
+    assert torch.allclose(rewards[0, 1], own[0]) and torch.allclose(rewards[1, 2], own[1])
 
 
 def test_rollout_rewards_per_written_token_and_the_last_is_the_passages_own_score():
     model = tiny_seqgan()
     seqs = torch.randint(1, V, (5, 10))
     torch.manual_seed(1)
-    rewards = rollout_rewards(model.generator, model.discriminator, seqs, start=3, rollouts=4)
+    rewards = rollout_rewards(model.generator, model.discriminator, seqs, Episodes.windows(seqs, 3), 4)
     assert rewards.shape == (5, 7) and bool(((rewards > 0) & (rewards < 1)).all())
     assert model.discriminator.training                               # scored without dropout, then
     model.discriminator.eval()                                        # left in training mode
@@ -101,12 +122,14 @@ def test_policy_gradient_raises_the_likelihood_of_rewarded_tokens():
     seqs = torch.randint(1, V, (4, 10))
     gen = model.generator
 
+    ep = Episodes.windows(seqs, 3)
+
     def logp() -> torch.Tensor:
         with torch.no_grad():
-            return -policy_gradient_loss(gen, seqs, 3, torch.ones(4, 7))
+            return -policy_gradient_loss(gen, seqs, ep, torch.ones(4, 7))
 
     before = logp()
-    loss = policy_gradient_loss(gen, seqs, 3, torch.full((4, 7), 0.8))
+    loss = policy_gradient_loss(gen, seqs, ep, torch.full((4, 7), 0.8))
     loss.backward()
     torch.optim.SGD(gen.parameters(), lr=0.5).step()
     assert logp() > before
@@ -192,6 +215,26 @@ def test_cli_init_train_generate(cli, novel, tmp_path, caplog):
         assert r.code == 0, (mode, r)
         hyps = json.loads(r.out)["hypotheses"]
         assert hyps and all(h["text"] and len(h["ids"]) <= 12 for h in hyps), hyps
-    assert models.get_spec("seqgan").tasks == ("continuation",)
-    r = cli("init", tmp_path / "couplets", "--task", "couplet", "--data", novel, novel, "--model", "seqgan")
-    assert r.code == 2 and "seqgan writes continuations only" in r.err, r
+    assert models.get_spec("seqgan").tasks == ("couplet", "continuation")
+
+
+def test_couplets_train_through_the_adversarial_phase_and_keep_their_form(cli, couplet_files, tmp_path):
+    project = tmp_path / "couplets"
+    sets = [arg for item in SETTINGS if "block_size" not in item for arg in ("--set", item)]
+    r = cli("init", project, "--task", "couplet", "--data", *couplet_files, "--model", "seqgan", *sets,
+            "--set", "model.block_size=32")
+    assert r.code == 0, r
+    seen: list[events.Event] = []
+    outcome = train_project(Project.open(project), steps=10, device="cpu", on_event=seen.append)
+    assert outcome.status == "finished"
+    adversarial = [e for e in seen if isinstance(e, events.Step) and e.phase == "adversarial"]
+    assert len(adversarial) == 3 and all(0 < e.metrics["reward"] < 1 for e in adversarial)
+    evals = [e for e in seen if isinstance(e, events.Eval)]
+    assert evals and all(e.bleu is not None and "self_bleu" in e.metrics for e in evals)   # greedy BLEU
+    for mode in (["--greedy"], ["--beam", "3", "--n-best", "2"], ["--temperature", "0.8", "--seed", "1"]):
+        r = cli("generate", project, "春风得意", *mode, "--json", "--checkpoint", "last")
+        assert r.code == 0, (mode, r)
+        hyps = json.loads(r.out)["hypotheses"]
+        assert hyps and all(len(h["text"]) == 4 for h in hyps), hyps
+    r = cli("generate", project, "一二三四五六七八九十一二三四五六七", "--json")
+    assert r.code == 2 and "reads at most" in r.err, r

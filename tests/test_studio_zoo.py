@@ -1,5 +1,5 @@
 """Each family of the zoo trains and writes in the real window: full-prefix (transformer), recurrent
-with and without attention, the non-autoregressive tagger and a language model on pairs."""
+with and without attention, the non-autoregressive tagger, a language model on pairs and the GAN."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from textgen_core.project import Project
 
 QUICK = ["train.eval_every=5", "train.log_every=1", "train.bleu_examples=4", "train.eval_batches=1",
          "model.block_size=32"]
-FAMILIES = ["transformer", "gru-seq2seq", "bahdanau-attention", "cnn-tagger", "gpt"]
+FAMILIES = ["transformer", "gru-seq2seq", "bahdanau-attention", "cnn-tagger", "gpt", "seqgan"]
+# SeqGAN reaches its adversarial phase within the six steps
+OWN = {"seqgan": ["model.mle_steps=2", "model.d_pretrain_steps=2", "model.rollouts=2"]}
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -19,12 +21,15 @@ def test_a_family_trains_and_writes_in_the_studio(qtbot, studio_window, couplet_
 
     if "couplet" not in models.get_spec(name).tasks:
         pytest.skip(f"{name} does not write couplets")
-    project = Project.create(tmp_path / name, "couplet", couplet_files, model=name, overrides=QUICK)
+    project = Project.create(tmp_path / name, "couplet", couplet_files, model=name,
+                             overrides=QUICK + OWN.get(name, []))
     window = studio_window
     assert window.open_project(project.root)
     with qtbot.waitSignal(window.training.finished, timeout=120_000) as done:
         window_actions.start_training(window, resume=False, steps=6)
     assert done.args[0]["status"] == "finished" and done.args[0]["step"] == 6
+    if name == "seqgan":
+        assert [p for _, p in window.panels["training"].phases()] == ["mle", "d_pretrain", "adversarial"]
     write = window.panels["write"]
     write.first_line.setText("晚风摇树树还挺")
     with qtbot.waitSignal(window.generation.result, timeout=60_000) as got:

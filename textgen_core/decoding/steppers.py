@@ -192,6 +192,30 @@ class RecurrentStepper:
         self.rows = index.numel()
 
 
+class PromptedRecurrentStepper(RecurrentStepper):
+    """A recurrent language model writing the second part of a pair (a prefix LM), as
+    :class:`PromptedLMStepper` does for a Transformer: ``model.start(prompt[:, :-1])`` reads the
+    prompt but its last token (the separator), which is fed in place of the search's start token,
+    so the first logits are those after the whole prompt. ``prompt`` (B, P), P >= 1, one length."""
+
+    def __init__(self, model: nn.Module, prompt: Tensor) -> None:
+        if prompt.dim() == 1:
+            prompt = prompt.unsqueeze(0)
+        if prompt.dim() != 2 or prompt.size(1) < 1:
+            raise ConfigError(f"prompt ids must have shape (B, P) with P >= 1, got {tuple(prompt.shape)}")
+        super().__init__(model, prompt[:, :-1])
+        self.last_prompt = prompt[:, -1].to(self.device, torch.long)    # (B,)
+
+    def logits(self, prefix: Tensor) -> Tensor:
+        if self.fed == 0 and prefix.size(1) > 0:
+            prefix = torch.cat([self.last_prompt[:, None], prefix[:, 1:].to(self.device)], dim=1)
+        return super().logits(prefix)
+
+    def select(self, index: Tensor) -> None:
+        super().select(index)
+        self.last_prompt = self.last_prompt.index_select(0, index.to(self.device, torch.long))
+
+
 class TaggerStepper:
     """Stepper for a non-autoregressive tagger: the whole output is computed once.
 

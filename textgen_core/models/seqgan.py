@@ -10,8 +10,12 @@ per-token rewards from Monte-Carlo rollouts scored by D, each followed by D upda
 
 Only G writes: ``forward(idx)`` gives next-token logits like any language model of the zoo, and
 decoding goes step by step through G's recurrent state (``start``/``step``/``reorder`` for
-:class:`~textgen_core.decoding.steppers.RecurrentStepper`). It writes continuations only; the
-conditional couplet generator of the seed article is not here.
+:class:`~textgen_core.decoding.steppers.RecurrentStepper`). It writes continuations and couplets.
+For couplets G is conditional the way a prefix LM is (as ``gpt`` writes them): it reads the first
+line and a separator, then writes the second line, and D judges whole rows ``first line <sep>
+second line``, so that a fluent second line which does not answer its first line still looks fake.
+(The recurrence that reads the first line is the one that writes the second: an encoder-decoder
+whose encoder and decoder share their weights.)
 
 The phase lengths and the adversarial settings are model settings, so a project keeps them with
 the model; the adversarial phase lasts whatever ``train.steps`` leaves after the two pre-trainings.
@@ -26,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from textgen_core.decoding.steppers import RecurrentStepper, Stepper
+from textgen_core.decoding.steppers import PromptedRecurrentStepper, RecurrentStepper, Stepper
 from textgen_core.errors import ConfigError
 from textgen_core.models.contract import ModelSpec
 from textgen_core.models.layers import require_dropout, require_positive
@@ -46,8 +50,9 @@ class SeqGANConfig:
                              "(0 = off)", range=(0.0, 0.9, 0.05))
     block_size: int = setting(32, "Sequence length", "length of the passages the generator trains on, "
                               "writes in training and the discriminator judges", range=(4, 1024, 8))
-    prefix_tokens: int = setting(8, "Real tokens given", "each generated training passage continues "
-                                 "this many tokens of a real one", range=(1, 1023, 1))
+    prefix_tokens: int = setting(8, "Real tokens given", "stories: each generated training passage "
+                                 "continues this many tokens of a real one (couplets: the first line)",
+                                 range=(1, 1023, 1))
     d_emb_dim: int = setting(64, "Discriminator embedding", "discriminator's token vector size",
                              range=(8, 4096, 16))
     d_filter_sizes: str = setting("2,3,4,5", "Filter widths", "widths (in tokens) of the discriminator's "
@@ -165,11 +170,13 @@ class SeqGAN(nn.Module):
         """idx (B, T) -> the generator's next-token logits (B, T, V)."""
         return self.generator.run(idx)[0]
 
-    # the recurrent decoding contract (RecurrentStepper); a language model reads no source
+    # the recurrent decoding contract (RecurrentStepper)
     def start(self, src: Tensor) -> Tensor:
-        """The empty state for ``src.size(0)`` rows: (L, N, H) zeros."""
+        """The state after reading ``src`` (N, P) (P may be 0: a story starts empty): (L, N, H)."""
         cfg = self.config
-        return torch.zeros(cfg.n_layer, src.size(0), cfg.hidden_size, device=src.device)
+        if src.size(1) == 0:
+            return torch.zeros(cfg.n_layer, src.size(0), cfg.hidden_size, device=src.device)
+        return self.generator.run(src)[1]
 
     def step(self, state: Tensor, tokens: Tensor) -> tuple[Tensor, Tensor]:
         """One token per row (N,) -> logits (N, V), new state (L, N, H)."""
@@ -181,9 +188,11 @@ class SeqGAN(nn.Module):
 
 def seqgan_stepper(model: nn.Module, src: Tensor | None) -> Stepper:
     """Decoding through the generator's recurrent state: one GRU step per token, never re-reading
-    the prefix (the "source" only tells the stepper it holds one row)."""
-    rows = torch.zeros((1, 1), dtype=torch.long) if src is None else src
-    return RecurrentStepper(model, rows)
+    the prefix. A story (``src`` None) starts from the empty state; a pair from the prompt rows
+    ``source <sep>`` (B, P)."""
+    if src is None:
+        return RecurrentStepper(model, torch.zeros((1, 0), dtype=torch.long))
+    return PromptedRecurrentStepper(model, src)
 
 
 def seqgan_activation_bytes(config: Any, batch_size: int) -> int:
@@ -208,7 +217,7 @@ SPEC = ModelSpec(
     kind="lm",
     config_cls=SeqGANConfig,
     model_cls=SeqGAN,
-    tasks=("continuation",),
+    tasks=("couplet", "continuation"),
     description="SeqGAN: GRU generator trained by policy gradient against a CNN discriminator (Yu 2017)",
     presets=SEQGAN_PRESETS,
     train_presets=SEQGAN_TRAIN_PRESETS,

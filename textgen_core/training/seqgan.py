@@ -2,32 +2,35 @@
 
 Yu et al. 2017, "SeqGAN: Sequence Generative Adversarial Nets with Policy Gradient", Algorithm 1:
 
-1. ``mle``: the generator G learns the real passages by maximum likelihood (teacher forcing);
-2. ``d_pretrain``: the discriminator D learns real passages (label 1) from G's (label 0);
+1. ``mle``: the generator G learns the real rows by maximum likelihood (teacher forcing);
+2. ``d_pretrain``: the discriminator D learns real rows (label 1) from G's (label 0);
 3. ``adversarial``: each step is one policy-gradient (REINFORCE, Williams 1992) update of G,
    ``-mean_t log G(y_t | Y_<t) * Q(Y_<t, y_t)``, whose action values Q come from Monte-Carlo
    rollouts: for every written token, ``rollouts`` completions are sampled from G and scored by D
-   (eq. 4-5; the last token is scored on the passage itself); then ``d_steps`` updates of D on
-   fresh real and generated passages.
+   (eq. 4-5; the last token is scored on the row itself); then ``d_steps`` updates of D on
+   fresh real and generated rows.
 
-Every training passage continues the first ``prefix_tokens`` tokens of a real window of the novel,
-so that G learns to continue a text, which is what it writes afterwards. As in the paper, the
-rewards are D's probabilities of "real" without a baseline, and G's policy-gradient updates have
-their own optimizer and learning rate. Each phase has its own optimizer(s); their states and the
-steps done in each phase are this algorithm's checkpoint state, so a resume continues mid-phase.
-Training runs in one process, in full precision (``train.amp`` and ``train.grad_accum`` do not
-apply).
+What G writes in a training row (:class:`Episodes`): for a story, every row is a window of the
+novel whose first ``prefix_tokens`` tokens are kept and the rest written, so that G learns to
+continue a text; for couplets, every row is ``first line <sep> second line <eos>`` (the prefix-LM
+rows of the task) and G writes the second line, as long as the real one, so that D judges whole
+couplets: a second line that does not answer its first line is fake. As in the paper, the rewards
+are D's probabilities of "real" without a baseline, and G's policy-gradient updates have their own
+optimizer and learning rate. Each phase has its own optimizer(s); their states and the steps done
+in each phase are this algorithm's checkpoint state, so a resume continues mid-phase. Training runs
+in one process, in full precision (``train.amp`` and ``train.grad_accum`` do not apply).
 
 Metrics: ``d_acc`` (D's accuracy on the batch it trains on), ``d_loss`` and ``reward`` (mean Q) per
-step; at evaluations, besides validation loss, ``bleu`` of continuations written from validation
-prompts against all the real continuations, and ``self_bleu`` among them (rising: mode collapse).
+step; at evaluations, besides the task's validation loss (and, for couplets, its greedy BLEU),
+``self_bleu`` among texts G samples for validation rows (rising: mode collapse), D's accuracy on
+them and, for a story, ``bleu`` of those continuations against all the real ones.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -35,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from textgen_core import metrics
+from textgen_core.data import LMBatch
 from textgen_core.errors import TrainingError
 from textgen_core.training.algorithm import AlgorithmContext, StepOutput, build_optimizer, set_lr
 from textgen_core.training.schedule import learning_rate
@@ -42,10 +46,51 @@ from textgen_core.training.schedule import learning_rate
 log = logging.getLogger(__name__)
 
 PHASES = ("mle", "d_pretrain", "adversarial")
-EVAL_PASSAGES = 16        # validation passages continued at each evaluation for BLEU / self-BLEU
+EVAL_ROWS = 16        # validation rows G writes at each evaluation for BLEU / self-BLEU
 
 
-# --------------------------------------------------------------------------- sampling and rewards
+# --------------------------------------------------------------------------- what G writes
+
+
+@dataclass(frozen=True)
+class Episodes:
+    """Real rows and the part of each that G writes: positions ``start <= t < end``."""
+
+    rows: Tensor     # (B, T) long
+    start: Tensor    # (B,) first written position, >= 1 (G always reads something first)
+    end: Tensor      # (B,) one past the last written position
+
+    @classmethod
+    def windows(cls, rows: Tensor, prefix: int) -> Episodes:
+        """Windows of a story (B, T): the first ``prefix`` tokens kept, the rest written."""
+        b, t = rows.shape
+        dev = rows.device
+        return cls(rows, torch.full((b,), prefix, device=dev), torch.full((b,), t, device=dev))
+
+    @classmethod
+    def from_batch(cls, batch: LMBatch, prefix: int) -> Episodes:
+        """Windows (``batch.pad_id is None``) or prefix-LM pairs ``source <sep> target <eos>``,
+        whose target (up to, not including, the eos) is written."""
+        if batch.pad_id is None:
+            return cls.windows(batch.x, prefix)
+        x, y = batch.x, batch.y                                    # (B, T): y is pad on the source
+        rows = F.pad(x, (0, 1), value=batch.pad_id)                # (B, T + 1): room for the eos
+        learned = y != batch.pad_id                                # target and eos
+        rows[:, 1:] = torch.where(learned, y, rows[:, 1:])
+        pos = torch.arange(y.size(1), device=y.device)
+        start = torch.where(learned, pos, y.size(1)).amin(dim=1) + 1          # the target's first
+        end = torch.where(learned, pos, -1).amax(dim=1) + 1                  # the eos
+        return cls(rows, start, end)
+
+    def written(self) -> Tensor:
+        """(B, T) bool: the positions G writes."""
+        pos = torch.arange(self.rows.size(1), device=self.rows.device)
+        return (pos >= self.start[:, None]) & (pos < self.end[:, None])
+
+    @property
+    def width(self) -> int:
+        """The most tokens G writes in one row."""
+        return int((self.end - self.start).max().clamp(min=0))
 
 
 def draw(logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -57,53 +102,63 @@ def draw(logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
 
 
 @torch.no_grad()
-def sample_continuations(gen: nn.Module, prefix: Tensor, length: int,
-                         generator: torch.Generator | None = None) -> Tensor:
-    """Passages of ``length`` tokens: ``prefix`` (B, P) and then G's samples -> (B, length)."""
-    logits, h = gen.run(prefix)                                    # (B, P, V)
-    last, out = logits[:, -1], [prefix]
-    for k in range(prefix.size(1), length):
-        tok = draw(last, generator)                                # (B,)
-        out.append(tok[:, None])
-        if k < length - 1:
-            last, h = gen.step(tok, h)
-    return torch.cat(out, dim=1)
+def sample(gen: nn.Module, ep: Episodes, generator: torch.Generator | None = None) -> Tensor:
+    """The rows (B, T) with their written positions sampled from G, the rest kept."""
+    return _fill(gen, ep.rows, ep.written(), int(ep.start.min()), int(ep.end.max()), 1, generator)
+
+
+def _fill(gen: nn.Module, rows: Tensor, fill: Tensor, first: int, stop: int, copies: int = 1,
+          generator: torch.Generator | None = None) -> Tensor:
+    """``copies`` copies of ``rows`` (B, T) -> (N = copies * B, T), with the positions where ``fill``
+    (N, T) holds sampled from G, left to right: one cuDNN pass over the kept ``rows[:, :first]``
+    (shared by the copies), then one GRU step per position up to ``stop``."""
+    logits, h = gen.run(rows[:, :first])                           # (B, first, V), h (L, B, H)
+    last, h, out = logits[:, -1].repeat(copies, 1), h.repeat(1, copies, 1), rows.repeat(copies, 1)
+    for k in range(first, stop):
+        out[:, k] = torch.where(fill[:, k], draw(last, generator), out[:, k])     # (N,)
+        if k < stop - 1:
+            last, h = gen.step(out[:, k], h)
+    return out
 
 
 @torch.no_grad()
-def rollout_rewards(gen: nn.Module, disc: nn.Module, seqs: Tensor, start: int, rollouts: int) -> Tensor:
-    """Q of every written token of ``seqs`` (B, T), the tokens from ``start`` on -> (B, T - start).
+def rollout_rewards(gen: nn.Module, disc: nn.Module, seqs: Tensor, ep: Episodes, rollouts: int) -> Tensor:
+    """Q of every written token of ``seqs`` (B, T) -> (B, W), ``W = ep.width``: column g is the token
+    at ``ep.start + g`` (zero past a row's end).
 
     Rows for all (rollout, written position) pairs step through G together: row (r, g) keeps the
-    tokens up to position ``start + g`` and samples the rest, so the whole estimate costs
-    ``T - start`` GRU steps over ``rollouts * (T - start) * B`` rows, then one pass of D.
+    tokens up to position ``start + g`` and samples the rest of the written part, so the whole
+    estimate costs one pass over the common prompt, ``end.max() - start.min()`` GRU steps over
+    ``rollouts * W * B`` rows, then one pass of D.
     """
-    B, T = seqs.shape
-    written = T - start
-    copies = rollouts * written
-    logits, h = gen.run(seqs[:, :start])                           # h after the real prefix
-    last = logits[:, -1].repeat(copies, 1)                         # (R, V), R = copies * B
-    h = h.repeat(1, copies, 1)                                     # (L, R, H)
-    tokens = seqs.repeat(copies, 1)                                # (R, T): row i is seqs[i % B]
-    kept = start + torch.arange(written, device=seqs.device).repeat_interleave(B).repeat(rollouts)  # (R,)
-    for k in range(start, T):
-        tokens[:, k] = torch.where(kept < k, draw(last), tokens[:, k])               # (R,)
-        if k < T - 1:
-            last, h = gen.step(tokens[:, k], h)
+    B, width = seqs.size(0), ep.width
+    copies = rollouts * width
+    g = torch.arange(width, device=seqs.device)
+    kept = (ep.start[None, :] + g[:, None]).reshape(-1).repeat(rollouts)          # (R,) R = copies * B
+    written = ep.written().repeat(copies, 1)                                       # (R, T)
+    pos = torch.arange(seqs.size(1), device=seqs.device)
+    tokens = _fill(gen, seqs, written & (pos[None, :] > kept[:, None]), int(ep.start.min()),
+                   int(ep.end.max()), copies)
     was_training = disc.training
     disc.eval()
     try:
         p_real = torch.sigmoid(disc(tokens).float())               # (R,)
     finally:
         disc.train(was_training)
-    return p_real.view(rollouts, written, B).mean(0).transpose(0, 1)   # (B, written)
+    valid = (ep.start[:, None] + g[None, :]) < ep.end[:, None]                     # (B, W)
+    return p_real.view(rollouts, width, B).mean(0).transpose(0, 1) * valid
 
 
-def policy_gradient_loss(gen: nn.Module, seqs: Tensor, start: int, rewards: Tensor) -> Tensor:
-    """REINFORCE: ``-mean log G(y_t | y_<t) * Q_t`` over the written tokens (t >= start)."""
+def policy_gradient_loss(gen: nn.Module, seqs: Tensor, ep: Episodes, rewards: Tensor) -> Tensor:
+    """REINFORCE: ``-mean log G(y_t | y_<t) * Q_t`` over the written tokens; rewards (B, W) as
+    :func:`rollout_rewards` gives them."""
     logits, _ = gen.run(seqs[:, :-1])                              # (B, T-1, V): predicts seqs[:, 1:]
     logp = F.log_softmax(logits.float(), dim=-1).gather(2, seqs[:, 1:, None])[..., 0]   # (B, T-1)
-    return -(logp[:, start - 1 :] * rewards).mean()
+    g = torch.arange(rewards.size(1), device=seqs.device)
+    at = ep.start[:, None] + g[None, :]                             # (B, W) positions of the tokens
+    valid = at < ep.end[:, None]
+    chosen = logp.gather(1, (at - 1).clamp(max=logp.size(1) - 1))  # (B, W)
+    return -(chosen * rewards * valid).sum() / valid.sum().clamp(min=1)
 
 
 def discriminator_loss(disc: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
@@ -155,9 +210,9 @@ class SeqGANTraining:
         self.done[phase] += 1
         return out
 
-    def _real(self) -> Tensor:
-        """A batch of real passages (B, T): windows of the training text."""
-        return self.ctx.source.next_batch().x.to(self.ctx.device)
+    def _episodes(self) -> Episodes:
+        """A batch of real rows and what G writes in them."""
+        return Episodes.from_batch(self.ctx.source.next_batch().to(self.ctx.device), self.mc.prefix_tokens)
 
     def _update(self, name: str, loss: Tensor, module: nn.Module) -> None:
         optimizer = self.optimizers[name]
@@ -176,20 +231,21 @@ class SeqGANTraining:
         return StepOutput(loss.detach(), self.ctx.hooks.tokens(batch), lr)
 
     def _d_update(self) -> tuple[Tensor, Tensor, int]:
-        real = self._real()
-        fake = sample_continuations(self.model.generator, real[:, : self.mc.prefix_tokens], real.size(1))
-        loss, accuracy = discriminator_loss(self.model.discriminator, real, fake)
+        ep = self._episodes()
+        fake = sample(self.model.generator, ep)
+        loss, accuracy = discriminator_loss(self.model.discriminator, ep.rows, fake)
         self._update("d", loss, self.model.discriminator)
-        return loss.detach(), accuracy, 2 * real.numel()
+        return loss.detach(), accuracy, 2 * ep.rows.numel()
 
     def _adversarial_step(self) -> StepOutput:
         gen, mc = self.model.generator, self.mc
-        real = self._real()
-        seqs = sample_continuations(gen, real[:, : mc.prefix_tokens], real.size(1))
-        rewards = rollout_rewards(gen, self.model.discriminator, seqs, mc.prefix_tokens, mc.rollouts)
-        loss = policy_gradient_loss(gen, seqs, mc.prefix_tokens, rewards)
+        ep = self._episodes()
+        seqs = sample(gen, ep)
+        rewards = rollout_rewards(gen, self.model.discriminator, seqs, ep, mc.rollouts)
+        loss = policy_gradient_loss(gen, seqs, ep, rewards)
         self._update("pg", loss, gen)
-        found: dict[str, Tensor | float] = {"reward": rewards.mean()}
+        written = ep.written().sum().clamp(min=1)
+        found: dict[str, Tensor | float] = {"reward": rewards.sum() / written}
         tokens = seqs.numel() * (1 + mc.rollouts)
         d_results = [self._d_update() for _ in range(mc.d_steps)]
         if d_results:
@@ -199,33 +255,31 @@ class SeqGANTraining:
         return StepOutput(loss.detach(), tokens, mc.pg_learning_rate, found)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        """BLEU of continuations of validation passages against all their real continuations, their
-        self-BLEU, and D's accuracy on them (sampling from a fixed seed: comparable across evaluations)."""
+        """Texts G samples for the first validation rows (from a fixed seed: comparable across
+        evaluations): their self-BLEU, D's accuracy on them and, for a story, their BLEU against all
+        the real continuations (a couplet task reports its own greedy BLEU)."""
         valid, tok = self.ctx.valid, self.ctx.tokenizer
-        if valid is None or tok is None:
+        batch = next(iter(valid.iter_batches()), None) if valid is not None and tok is not None else None
+        if batch is None or batch.x.size(0) < 2:
             return {}
-        rows: list[Tensor] = []
-        for batch in valid.iter_batches():
-            rows.append(batch.x)
-            if sum(len(r) for r in rows) >= EVAL_PASSAGES:
-                break
-        real = torch.cat(rows)[:EVAL_PASSAGES].to(self.ctx.device) if rows else None
-        if real is None or real.size(0) < 2:
-            return {}
-        start = self.mc.prefix_tokens
+        batch = LMBatch(batch.x[:EVAL_ROWS], batch.y[:EVAL_ROWS], batch.pad_id).to(self.ctx.device)
+        ep = Episodes.from_batch(batch, self.mc.prefix_tokens)
         seed = torch.Generator(device=self.ctx.device).manual_seed(self.cfg.seed)
         was_training = model.training
         model.eval()
         try:
-            fake = sample_continuations(model.generator, real[:, :start], real.size(1), generator=seed)
+            fake = sample(model.generator, ep, generator=seed)
             with torch.no_grad():
-                _, accuracy = discriminator_loss(model.discriminator, real, fake)
+                _, accuracy = discriminator_loss(model.discriminator, ep.rows, fake)
         finally:
             model.train(was_training)
-        written = [tok.decode(row[start:].tolist()) for row in fake]
-        truth = [tok.decode(row[start:].tolist()) for row in real]
-        return {"bleu": metrics.bleu(written, [truth] * len(written)),
-                "self_bleu": metrics.self_bleu(written), "d_acc_valid": float(accuracy)}
+        parts = [slice(int(a), int(b)) for a, b in zip(ep.start, ep.end)]
+        written = [tok.decode(row[part].tolist()) for row, part in zip(fake, parts)]
+        result = {"self_bleu": metrics.self_bleu(written), "d_acc_valid": float(accuracy)}
+        if batch.pad_id is None:            # a story: any real continuation is a fair reference
+            truth = [tok.decode(row[part].tolist()) for row, part in zip(ep.rows, parts)]
+            result["bleu"] = metrics.bleu(written, [truth] * len(written))
+        return result
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
