@@ -90,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("export", help="write a trained model in another program's format")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--format", required=True, choices=("hf",),
+                   help="hf: a Hugging Face transformers GPT-2 folder (gpt models)")
+    p.add_argument("out", type=Path, help="the folder to write (created; must be empty if it exists)")
+    p.add_argument("--checkpoint", default="best", help="best, last, or a checkpoint file")
+
     p = sub.add_parser("models", help="list the available architectures")
     p.add_argument("--json", action="store_true")
     return parser
@@ -128,7 +135,8 @@ def _exit_now(code: int) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     commands = {"init": cmd_init, "info": cmd_info, "train": cmd_train,
-                "generate": cmd_generate, "evaluate": cmd_evaluate, "models": cmd_models}
+                "generate": cmd_generate, "evaluate": cmd_evaluate, "export": cmd_export,
+                "models": cmd_models}
     try:
         return commands[args.command](args)
     except TextGenError as exc:
@@ -309,6 +317,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         for key, value in result.items():
             shown = f"{value:.4f}" if isinstance(value, float) else value
             print(f"{key:10} {shown}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from textgen_core.export_hf import export_hf
+    from textgen_core.project import Project
+
+    out = export_hf(Project.open(args.dir), args.out, args.checkpoint)
+    log.info("wrote %s (load it with transformers' AutoModelForCausalLM.from_pretrained)", out)
     return 0
 
 
