@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 from textgen_core.errors import ConfigError
 
-__all__ = ["STRATEGIES", "DecodeConfig", "check_float", "check_int", "check_top_p"]
+__all__ = ["STRATEGIES", "TONE_MODES", "DecodeConfig", "check_float", "check_int", "check_top_p"]
 
 STRATEGIES = ("greedy", "sample", "beam")
+TONE_MODES = ("off", "soft", "hard")
 
 
 def check_int(name: str, value: object, low: int) -> None:
@@ -56,6 +57,14 @@ class DecodeConfig:
     min_tokens: int = 0
     seed: int | None = None
     no_repeat_ngram: int = 0
+    min_p: float = 0.0  # sampling: drop tokens below min_p x the top token's probability; 0 = off
+    alternatives: int = 5  # top tokens (with probabilities) reported at each output position; 0 = none
+    # Couplet rules (the second line of a couplet with a character tokenizer), each switchable:
+    couplet_length: bool = True  # exactly the first line's length
+    couplet_punctuation: bool = True  # the first line's punctuation at the same positions, none elsewhere
+    couplet_repeats: bool = True  # the first line's repeated characters mirrored
+    couplet_no_reuse: bool = True  # no character of the first line (or an earlier one) used again
+    tone: str = "soft"  # 平仄 contrast at the last character: "off", "soft" (a score) or "hard" (a rule)
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -71,6 +80,15 @@ class DecodeConfig:
         check_int("max_tokens", self.max_tokens, 1)
         check_int("min_tokens", self.min_tokens, 0)
         check_int("no_repeat_ngram", self.no_repeat_ngram, 0)
+        check_float("min_p", self.min_p, 0.0, strict=False)
+        if self.min_p > 1.0:
+            raise ConfigError(f"min_p must be in [0, 1], got {self.min_p}")
+        check_int("alternatives", self.alternatives, 0)
+        for name in ("couplet_length", "couplet_punctuation", "couplet_repeats", "couplet_no_reuse"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.tone not in TONE_MODES:
+            raise ConfigError(f"tone must be one of {', '.join(TONE_MODES)}, got {self.tone!r}")
         if self.min_tokens > self.max_tokens:
             raise ConfigError(
                 f"min_tokens ({self.min_tokens}) must not exceed max_tokens ({self.max_tokens})"
