@@ -17,6 +17,7 @@ from textgen_core.decoding.config import STRATEGIES, DecodeConfig
 if TYPE_CHECKING:
     from textgen_core.decoding.processors import (
         LogitsProcessor,
+        MinPProcessor,
         NoRepeatNGramProcessor,
         RepetitionPenaltyProcessor,
         SuppressTokensProcessor,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
         apply_processors,
         build_processors,
     )
-    from textgen_core.decoding.search import Hypothesis, generate, length_penalty
+    from textgen_core.decoding.search import Hypothesis, generate, generate_batch, length_penalty
     from textgen_core.decoding.steppers import (
         LMStepper,
         RecurrentStepper,
@@ -38,11 +39,12 @@ if TYPE_CHECKING:
 # The torch-backed names load on first use, so the settings (decoding.config) import without torch.
 _LAZY = {
     **dict.fromkeys(
-        ("LogitsProcessor", "NoRepeatNGramProcessor", "RepetitionPenaltyProcessor",
+        ("LogitsProcessor", "MinPProcessor", "NoRepeatNGramProcessor", "RepetitionPenaltyProcessor",
          "SuppressTokensProcessor", "TemperatureProcessor", "TopKProcessor", "TopPProcessor",
          "apply_processors", "build_processors"),
         "textgen_core.decoding.processors"),
-    **dict.fromkeys(("Hypothesis", "generate", "length_penalty"), "textgen_core.decoding.search"),
+    **dict.fromkeys(("Hypothesis", "generate", "generate_batch", "length_penalty"),
+                    "textgen_core.decoding.search"),
     **dict.fromkeys(("LMStepper", "RecurrentStepper", "Seq2SeqStepper", "Stepper", "TaggerStepper"),
                     "textgen_core.decoding.steppers"),
 }
@@ -62,6 +64,7 @@ __all__ = [
     "Hypothesis",
     "LMStepper",
     "LogitsProcessor",
+    "MinPProcessor",
     "NoRepeatNGramProcessor",
     "RecurrentStepper",
     "RepetitionPenaltyProcessor",
@@ -75,5 +78,6 @@ __all__ = [
     "apply_processors",
     "build_processors",
     "generate",
+    "generate_batch",
     "length_penalty",
 ]

@@ -8,8 +8,9 @@ input in place. Arguments are validated at construction and raise
 
 References: temperature/top-k sampling (Fan et al., 2018, "Hierarchical Neural Story
 Generation"); nucleus sampling (Holtzman et al., 2020, "The Curious Case of Neural Text
-Degeneration"); repetition penalty (Keskar et al., 2019, "CTRL"); n-gram blocking (Paulus et al.,
-2018, "A Deep Reinforced Model for Abstractive Summarization").
+Degeneration"); min-p sampling (Nguyen et al., 2024); repetition penalty (Keskar et al., 2019,
+"CTRL"); n-gram blocking (Paulus et al., 2018, "A Deep Reinforced Model for Abstractive
+Summarization").
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from textgen_core.errors import ConfigError
 
 __all__ = [
     "LogitsProcessor",
+    "MinPProcessor",
     "NoRepeatNGramProcessor",
     "RepetitionPenaltyProcessor",
     "SuppressTokensProcessor",
@@ -107,6 +109,22 @@ class TopPProcessor:
         return scores.masked_fill(drop, -math.inf)
 
 
+class MinPProcessor:
+    """Min-p sampling: drop tokens whose probability is below ``min_p`` times the most likely
+    token's (Nguyen et al., 2024, "Turning Up the Heat: Min-p Sampling for Creative and Coherent
+    LLM Outputs"). ``min_p`` in (0, 1]; the most likely token always survives."""
+
+    def __init__(self, min_p: float) -> None:
+        if isinstance(min_p, bool) or not isinstance(min_p, int | float) or not 0.0 < min_p <= 1.0:
+            raise ConfigError(f"min_p must be a number in (0, 1], got {min_p!r}")
+        self.log_min_p = math.log(float(min_p))
+
+    def __call__(self, ids: Tensor, scores: Tensor) -> Tensor:
+        logp = scores.float().log_softmax(dim=-1)                       # (N, V)
+        top = logp.max(dim=-1, keepdim=True).values                     # (N, 1)
+        return scores.masked_fill(logp < top + self.log_min_p, -math.inf)
+
+
 class RepetitionPenaltyProcessor:
     """CTRL repetition penalty: for tokens already in ``ids``, divide positive scores by
     ``penalty`` and multiply negative ones by it (``penalty`` > 1 discourages repeats)."""
@@ -176,7 +194,7 @@ def build_processors(config: DecodeConfig, banned_ids: Sequence[int] = ()) -> li
     """The processors a decoding ``config`` asks for, in application order.
 
     Order: repetition penalty, n-gram blocking, banned tokens, then (sampling only) temperature,
-    top-k and top-p. Greedy and beam search get only the first three: they rank tokens by the
+    top-k, top-p and min-p. Greedy and beam search get only the first three: they rank tokens by the
     temperature-free model distribution, and truncation would not change the argmax anyway.
     """
     processors: list[LogitsProcessor] = []
@@ -194,4 +212,6 @@ def build_processors(config: DecodeConfig, banned_ids: Sequence[int] = ()) -> li
         processors.append(TopKProcessor(config.top_k))
     if config.top_p < 1.0:
         processors.append(TopPProcessor(config.top_p))
+    if config.min_p > 0.0:
+        processors.append(MinPProcessor(config.min_p))
     return processors
