@@ -14,7 +14,7 @@ from textgen_core.data import BucketBatcher, Seq2SeqBatch
 from textgen_core.decoding.search import DecodeConfig
 from textgen_core.decoding.steppers import TaggerStepper
 from textgen_core.errors import ConfigError
-from textgen_core.evaluation import greedy_batch
+from textgen_core.generation import Generator
 from textgen_core.models.cnn_tagger import CNNTagger, CNNTaggerConfig
 from textgen_core.tokenizer import Tokenizer, TokenizerConfig
 
@@ -102,9 +102,11 @@ def test_overfits_32_couplets_and_writes_them_back(tmp_path: Path):
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.05
-    outputs = greedy_batch(model, [src for src, _ in examples], tokenizer=tok, max_len=32,
-                           device=torch.device("cpu"), same_length=True)
-    assert [tok.decode(ids) for ids in outputs] == [b for _, b in pairs]
+    gen = Generator(model, "couplet", tok, tok, torch.device("cpu"))
+    free = DecodeConfig(strategy="greedy", couplet_punctuation=False, couplet_repeats=False,
+                        couplet_no_reuse=False, tone="off")
+    outputs = gen.generate_many([a for a, _ in pairs], free, batch_size=5)
+    assert [r.hypotheses[0].text for r in outputs] == [b for _, b in pairs]
     eos_rows = model.eval()(batch.src).argmax(-1)[batch.src == tok.eos_id]   # the eos position
     assert (eos_rows == tok.eos_id).all()
 

@@ -13,7 +13,6 @@ from textgen_core.data import prefix_lm_side_len
 from textgen_core.decoding.config import DecodeConfig
 from textgen_core.decoding.constraints import is_punctuation
 from textgen_core.errors import TextGenError
-from textgen_core.evaluation import greedy_batch
 from textgen_core.generation import Generator
 from textgen_core.project import Project
 
@@ -78,27 +77,27 @@ def test_gpt_couplets_evaluate(cli, gpt_couplets, couplet_files):
     assert 1 < scores["ppl"] < 5000
 
 
-def test_batched_validation_outputs_are_the_prefix_lm_greedy_answers(gpt_couplets):
+def test_batched_outputs_are_the_prefix_lm_greedy_answers(gpt_couplets):
     gen = Generator.from_project(Project.open(gpt_couplets), device="cpu")
     tok, model = gen.tgt_tok, gen.model
     lines = ["春风得意", "一帆风顺年年好", "花开", "万事如意步步高", "明月"]       # mixed lengths, regrouped
-    sources = [tok.encode(line, per_char=True) for line in lines]
+    free = DecodeConfig(strategy="greedy", couplet_length=False, couplet_punctuation=False,
+                        couplet_repeats=False, couplet_no_reuse=False, tone="off")
+    batched = gen.generate_many(lines, free, batch_size=3)
     side = prefix_lm_side_len(model.config.block_size)
-    batched = greedy_batch(model, sources, tokenizer=tok, max_len=64, device=torch.device("cpu"))
-    for ids, got in zip(sources, batched):
-        row = [*ids, tok.newline_id]                          # source <sep>, then the answer
+    for line, got in zip(lines, batched):
+        row = [*tok.encode(line, per_char=True), tok.newline_id]       # source <sep>, then the answer
         want: list[int] = []
         for _ in range(side - 1):
             logits = model(torch.tensor([row + want]))[0, -1]
-            logits[[tok.pad_id, tok.bos_id]] = float("-inf")
+            logits[[tok.pad_id, tok.bos_id, tok.unk_id]] = float("-inf")
             nxt = int(logits.argmax())
             if nxt == tok.eos_id:
                 break
             want.append(nxt)
-        assert got == want
-    same = greedy_batch(model, sources, tokenizer=tok, max_len=64, device=torch.device("cpu"),
-                        same_length=True)
-    assert [len(ids) for ids in same] == [len(line) for line in lines]
+        assert got.prompt == line and got.hypotheses[0].ids == want
+    same = gen.generate_many(lines, DecodeConfig(strategy="greedy"), batch_size=3)
+    assert [len(r.hypotheses[0].text) for r in same] == [len(line) for line in lines]
 
 
 def test_generation_refuses_a_first_line_the_block_cannot_answer(gpt_couplets):

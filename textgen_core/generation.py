@@ -17,8 +17,8 @@ passage is the first source, and each passage it writes is fed back as the next
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +35,10 @@ from textgen_core.decoding.constraints import (
     punctuation_ids,
 )
 from textgen_core.decoding.passage_rounds import Story, write_passages
-from textgen_core.decoding.search import Hypothesis, generate
+from textgen_core.decoding.search import Hypothesis, generate, generate_batch
 from textgen_core.devices import resolve_device
 from textgen_core.errors import CheckpointError, NotTrainedError, TextGenError
+from textgen_core.generation_result import Alternative, Attention, Candidate, GenerationResult
 from textgen_core.output_form import same_length_output
 from textgen_core.passages import last_passage
 from textgen_core.project import Project
@@ -50,46 +51,6 @@ log = logging.getLogger(__name__)
 _FULL_WIDTH = {",": "，", ".": "。", "!": "！", "?": "？", ";": "；", ":": "：", "(": "（", ")": "）"}
 _EMPTY = {"couplet": "type the first line of the couplet", "translation": "type the text to translate",
           "continuation": "type the beginning of the story"}
-
-
-@dataclass(frozen=True)
-class Attention:
-    """Attention of the produced output: ``weights[layer, head, query, key]``."""
-
-    kind: str                    # "cross": output vs input (seq2seq); "self": text vs text (LM)
-    weights: np.ndarray          # (L, H, Tq, Tk) float32
-    query_tokens: list[str]
-    key_tokens: list[str]
-
-
-@dataclass(frozen=True)
-class Candidate:
-    text: str
-    score: float
-    ids: list[int]
-    tokens: list[str]
-    finished: bool
-    passages: tuple[str, ...] = ()   # a story written passage by passage: each passage's text
-
-
-@dataclass(frozen=True)
-class GenerationResult:
-    prompt: str
-    prompt_ids: list[int]
-    hypotheses: list[Candidate]
-    attention: Attention | None = field(default=None, repr=False)
-    no_attention: str | None = None   # why there is none to show, for a model without attention
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "prompt": self.prompt,
-            "prompt_ids": self.prompt_ids,
-            "hypotheses": [
-                {"text": h.text, "score": h.score, "ids": h.ids,
-                 **({"passages": list(h.passages)} if h.passages else {})}
-                for h in self.hypotheses
-            ],
-        }
 
 
 class Generator:
@@ -167,56 +128,129 @@ class Generator:
         *,
         with_attention: bool = False,
         on_token: Callable[[int], bool] | None = None,
+        locks: Mapping[int, str] | None = None,
+        forced_prefix: Sequence[int] = (),
     ) -> GenerationResult:
+        """Write for one input. ``locks`` (couplets) fix characters of the second line (1-based
+        positions); ``forced_prefix`` are output ids to start from (branching from a chosen token)."""
+        if self.task == "continuation" and not self.is_lm:
+            prompt = self.prepare(text)
+            if not prompt:
+                raise TextGenError(f"empty input: {_EMPTY[self.task]}")
+            return self._write_passages(prompt, config, with_attention, on_token)
+        request = self._request(text, config, locks or {})
+        result = self._decode([request], config, on_token, [list(forced_prefix)])[0]
+        if with_attention and result.hypotheses:
+            result = replace(result, attention=self.attention(request.prompt_ids, result.hypotheses[0].ids))
+        return result
+
+    @torch.inference_mode()
+    def generate_many(
+        self,
+        texts: Sequence[str],
+        config: DecodeConfig,
+        *,
+        locks: Sequence[Mapping[int, str]] | None = None,
+        batch_size: int = 32,
+        fit: bool = False,
+    ) -> list[GenerationResult]:
+        """Write for many inputs, ``batch_size`` at a time through one search (one model call per
+        step for the whole batch); the results are in input order. ``fit``: cut inputs that are
+        too long for the model, as training does, instead of refusing them."""
+        if batch_size < 1:
+            raise TextGenError(f"batch size must be at least 1, got {batch_size}")
+        if self.task == "continuation" and not self.is_lm:      # passage by passage: one at a time
+            return [self.generate(text, config) for text in texts]
+        requests = []
+        for n, text in enumerate(texts, 1):
+            try:
+                requests.append(self._request(text, config, (locks or {}) and locks[n - 1], fit=fit))
+            except TextGenError as exc:
+                raise TextGenError(f"input {n}: {exc}") from None
+        results: list[GenerationResult | None] = [None] * len(requests)
+        for chunk in _chunks(requests, batch_size, same_width=self.is_lm):
+            outs = self._decode([requests[i] for i in chunk], config, None, [[] for _ in chunk])
+            for i, out in zip(chunk, outs):
+                results[i] = out
+        return [r for r in results if r is not None]
+
+    def _request(self, text: str, config: DecodeConfig, locks: Mapping[int, str],
+                 fit: bool = False) -> _Request:
+        """One input made ready for the search: its ids, the stepper's row, its length and rules."""
         prompt = self.prepare(text)
         if not prompt and not self.reads_stream:
             raise TextGenError(f"empty input: {_EMPTY.get(self.task, 'type the input text')}")
-        if self.task == "continuation" and not self.is_lm:
-            return self._write_passages(prompt, config, with_attention, on_token)
         if self.reads_stream:
-            prompt_ids = self.src_tok.encode(prompt) if prompt else self.src_tok.encode("\n")
-            tok = self.tgt_tok
-            hyps = generate(models.make_stepper(self.model, None), prompt_ids, eos_id=tok.eos_id,
-                            config=config, banned_ids=(tok.pad_id, tok.bos_id, tok.unk_id),
-                            on_token=on_token)
+            ids = self.src_tok.encode(prompt) if prompt else self.src_tok.encode("\n")
+            return _Request(prompt, ids, [], ids, self.model.config.block_size, None, [])
+        forced = self.forces_length and (config.couplet_length or self.spec.same_length)
+        if forced and fit:
+            prompt = prompt[: self._most_tokens(forced)]
+        ids = self.src_tok.encode(prompt, per_char=self.forces_length)
+        if fit:
+            ids = ids[: self._most_tokens(forced)]
+        most = self._most_tokens(forced)
+        if len(ids) > most:
+            raise TextGenError(f"input is {len(ids)} tokens long; this model reads at most {most}")
+        block = self.model.config.block_size
+        if self.is_lm:
+            row = [*ids, self.src_tok.newline_id]                # source <sep>
+            room = block - len(row) + 1                          # tokens it can write, eos included
         else:
-            prompt_ids = self.src_tok.encode(prompt, per_char=self.forces_length)
-            hyps = self.answer(prompt_ids, config, on_token, first_line=prompt)
-        candidates = [self._candidate(h) for h in hyps]
-        attention = None
-        if with_attention and hyps:
-            attention = self.attention(prompt_ids, list(hyps[0].ids))
-        return GenerationResult(prompt, prompt_ids, candidates, attention, self._why_no_attention())
+            row, room = [*ids, self.src_tok.eos_id], block - 1
+        rules = self._rules(prompt, config, locks) if self.task == "couplet" else []
+        return _Request(prompt, ids, row, [self.tgt_tok.bos_id], room,
+                        len(prompt) if forced else None, rules)
+
+    def _most_tokens(self, forced: bool) -> int:
+        """The longest input the model reads (a prefix LM writes as many characters after it)."""
+        block = self.model.config.block_size
+        if not self.is_lm:
+            return block - 1
+        return block // 2 if forced else block - 1
+
+    def _decode(self, requests: Sequence[_Request], config: DecodeConfig,
+                on_token: Callable[[int], bool] | None, forced_prefixes: Sequence[Sequence[int]]
+                ) -> list[GenerationResult]:
+        """One search over ``requests`` (of one row width for a language model)."""
+        tok = self.tgt_tok
+        src = None
+        if requests[0].row:
+            width = max(len(r.row) for r in requests)
+            src = torch.full((len(requests), width), tok.pad_id, dtype=torch.long)   # (B, S)
+            for b, r in enumerate(requests):
+                src[b, : len(r.row)] = torch.tensor(r.row)
+            src = src.to(self.device)
+        stepper = models.make_stepper(self.model, src)
+        found = generate_batch(
+            stepper, [r.prefix for r in requests], eos_id=tok.eos_id,
+            config=_fit_max_tokens(config, min(r.room for r in requests)),
+            banned_ids=(tok.pad_id, tok.bos_id, tok.unk_id), on_token=on_token,
+            forced_lengths=[r.forced_length for r in requests],
+            constraints=[r.constraints for r in requests], forced_prefixes=forced_prefixes,
+        )
+        return [
+            GenerationResult(r.prompt, r.prompt_ids, [self._candidate(h, r) for h in hyps], None,
+                             self._why_no_attention())
+            for r, hyps in zip(requests, found)
+        ]
 
     def answer(
         self, source_ids: list[int], config: DecodeConfig,
-        on_token: Callable[[int], bool] | None = None, *, first_line: str = "",
+        on_token: Callable[[int], bool] | None = None,
     ) -> list[Hypothesis]:
-        """The output for one source (a seq2seq model, or a language model as a prefix LM).
-
-        ``first_line``: the couplet's text, whose length and rules bind the answer when the output
-        length is forced (couplets with characters).
-        """
+        """The output for one source of a sequence-to-sequence model (a story's next passage)."""
         tok = self.tgt_tok
         block = self.model.config.block_size
-        forced = len(first_line) if self.forces_length else None  # characters, not tokens
-        if self.is_lm:
-            row = [*source_ids, self.src_tok.newline_id]          # source <sep>
-            room = block - len(row) + 1                           # tokens it can write, eos included
-            most = block - 1 if forced is None else block // 2
-            if room < (forced or 1):
-                raise TextGenError(f"input is {len(source_ids)} tokens long; this model reads at most {most}")
-        else:
-            row, room = [*source_ids, self.src_tok.eos_id], block - 1
-            if len(row) > block:
-                raise TextGenError(
-                    f"input is {len(source_ids)} tokens long; this model reads at most {block - 1}"
-                )
+        row = [*source_ids, self.src_tok.eos_id]
+        if len(row) > block:
+            raise TextGenError(
+                f"input is {len(source_ids)} tokens long; this model reads at most {block - 1}"
+            )
         stepper = models.make_stepper(self.model, torch.tensor([row], device=self.device))  # (1, S)
-        constraints = self._couplet_rules(first_line) if forced is not None else []
-        return generate(stepper, [tok.bos_id], eos_id=tok.eos_id, config=_fit_max_tokens(config, room),
-                        banned_ids=(tok.pad_id, tok.bos_id, tok.unk_id), on_token=on_token,
-                        forced_length=forced, constraints=constraints)
+        return generate(stepper, [tok.bos_id], eos_id=tok.eos_id,
+                        config=_fit_max_tokens(config, block - 1),
+                        banned_ids=(tok.pad_id, tok.bos_id, tok.unk_id), on_token=on_token)
 
     def _write_passages(self, prompt: str, config: DecodeConfig, with_attention: bool,
                         on_token: Callable[[int], bool] | None) -> GenerationResult:
@@ -253,14 +287,19 @@ class Generator:
         return Attention(self.spec.attention_kind, _numpy(weights), self.tgt_tok.pieces(output_ids),
                          self.src_tok.pieces(src_ids))
 
-    def _couplet_rules(self, first_line: str) -> list[Any]:
-        """Punctuation where the first line has it, repeats where it repeats: both found among the
-        first line's characters, one output position per character (rare ones included)."""
-        target_view = self.tgt_tok.encode(first_line, per_char=True)
+    def _rules(self, first_line: str, config: DecodeConfig, locks: Mapping[int, str]) -> list[Any]:
+        """The couplet rules for the second line of ``first_line`` (see :mod:`.decoding.couplet_rules`)."""
+        if not self.forces_length:          # subword pieces: no position-by-position rules
+            return []
         punct = self._punctuation()
+        target_view = self.tgt_tok.encode(first_line, per_char=True)
         punct_at = [i for i, ch in enumerate(first_line) if is_punctuation(ch)]
-        return [CoupletPunctuation(target_view, punct, punct_at=punct_at),
-                CoupletRepetition(target_view, punct, chars=first_line)]
+        rules: list[Any] = []
+        if config.couplet_punctuation:
+            rules.append(CoupletPunctuation(target_view, punct, punct_at=punct_at))
+        if config.couplet_repeats or config.couplet_no_reuse:
+            rules.append(CoupletRepetition(target_view, punct, chars=first_line))
+        return rules
 
     def _punctuation(self) -> list[int]:
         if self._punct is None:
@@ -272,15 +311,44 @@ class Generator:
         """Couplets with character tokens: the answer has exactly the first line's length."""
         return same_length_output(self.task, self.tgt_tok)
 
-    def _candidate(self, hyp: Hypothesis) -> Candidate:
-        ids = list(hyp.ids)
-        return Candidate(self.tgt_tok.decode(ids), float(hyp.score), ids,
-                         self.tgt_tok.pieces(ids), hyp.finished)
+    def _candidate(self, hyp: Hypothesis, request: _Request) -> Candidate:
+        ids, tok = list(hyp.ids), self.tgt_tok
+        text = tok.decode(ids)
+        seen = sorted({t for step in hyp.alternatives for t, _ in step})
+        names = dict(zip(seen, tok.pieces(seen)))
+        alternatives = [[Alternative(names[t], t, p) for t, p in step] for step in hyp.alternatives]
+        tone = None  # wired to the couplet rules' tone report
+        return Candidate(text, float(hyp.score), ids, tok.pieces(ids), hyp.finished,
+                         token_logprobs=list(hyp.token_logprobs), alternatives=alternatives, tone=tone)
 
     def _story(self, story: Story) -> Candidate:
         ids = story.ids
         return Candidate(self.tgt_tok.decode(ids), story.score, ids, self.tgt_tok.pieces(ids),
                          story.finished, tuple(self.tgt_tok.decode(list(p)) for p in story.passages))
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One input made ready for the search."""
+
+    prompt: str                  # the normalised input
+    prompt_ids: list[int]
+    row: list[int]               # the stepper's source row (empty: a story for a language model)
+    prefix: list[int]            # the search's start: [bos], or a story's own tokens
+    room: int                    # tokens it may write, eos included
+    forced_length: int | None    # couplets: exactly the first line's length
+    constraints: list[Any]       # couplets: the rules of the second line
+
+
+def _chunks(requests: Sequence[_Request], size: int, *, same_width: bool) -> list[list[int]]:
+    """Indices of the requests decoded together: consecutive ones, or (a language model, which has
+    no padding mask) ones of one row width and prefix length."""
+    if not same_width:
+        return [list(range(i, min(i + size, len(requests)))) for i in range(0, len(requests), size)]
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, r in enumerate(requests):
+        groups.setdefault((len(r.row), len(r.prefix)), []).append(i)
+    return [g[i : i + size] for g in groups.values() for i in range(0, len(g), size)]
 
 
 def _fit_max_tokens(config: DecodeConfig, limit: int) -> DecodeConfig:

@@ -1,7 +1,8 @@
 """``textgen evaluate``: score a project's trained model on corpus files.
 
-A thin layer above :mod:`textgen_core.generation` (which loads the checkpoint) and
-:mod:`textgen_core.evaluation` (loss, perplexity, batched greedy outputs, BLEU/chrF); the command
+A thin layer above :mod:`textgen_core.generation` (which loads the checkpoint and writes the outputs:
+greedy, with the project's rules, in batches) and :mod:`textgen_core.evaluation` (loss, perplexity,
+BLEU/chrF); the command
 line calls it, and so should anything in the studio that evaluates a project.
 """
 
@@ -15,7 +16,7 @@ import torch
 from textgen_core import metrics
 from textgen_core.corpus import load_corpus, reference_groups, splits_by_source
 from textgen_core.data import LMWindows, encode_pairs, pair_batcher, pair_max_len
-from textgen_core.evaluation import mean_loss, seq2seq_scores
+from textgen_core.evaluation import mean_loss, text_scores
 from textgen_core.generation import Generator
 from textgen_core.passages import passage_pairs
 from textgen_core.project import Project
@@ -52,7 +53,7 @@ def evaluate_project(
         return {"examples": len(pairs), "bleu": None, "chrf": None, "loss": loss,
                 "ppl": metrics.perplexity(loss)}
     groups = reference_groups(pairs, by_source=splits_by_source(project.config.task))
-    scores = seq2seq_scores(model, groups, src_tok=gen.src_tok, tgt_tok=gen.tgt_tok,
-                            max_len=max_len, device=dev, same_length=gen.forces_length)
+    written = gen.generate_many([src for src, _ in groups], project.config.generate.greedy(), fit=True)
+    scores = text_scores([r.hypotheses[0].text if r.hypotheses else "" for r in written], groups)
     return {"examples": len(pairs), "sources": len(groups), "bleu": scores["bleu"],
             "chrf": scores["chrf"], "loss": loss, "ppl": metrics.perplexity(loss)}

@@ -8,7 +8,7 @@ before torch is loaded; :mod:`textgen_core.decoding.search` and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from textgen_core.errors import ConfigError
 
@@ -102,3 +102,8 @@ class DecodeConfig:
         seed = self.seed
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ConfigError(f"seed must be an integer or None, got {self.seed!r}")
+
+    def greedy(self) -> DecodeConfig:
+        """These settings for scoring: greedy decoding (one output, reproducible) with every rule
+        and processor that still applies, and no alternatives recorded."""
+        return replace(self, strategy="greedy", n_best=1, alternatives=0)

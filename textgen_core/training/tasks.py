@@ -24,7 +24,7 @@ from textgen_core.data import BucketBatcher, LMWindows, encode_pairs, pair_batch
 from textgen_core.decoding.config import DecodeConfig
 from textgen_core.decoding.search import generate
 from textgen_core.errors import TextGenError
-from textgen_core.evaluation import batch_loss, greedy_batch, mean_loss
+from textgen_core.evaluation import batch_loss, mean_loss, text_scores
 from textgen_core.generation import Generator
 from textgen_core.output_form import same_length_output
 from textgen_core.project import Project
@@ -79,25 +79,16 @@ def _seq2seq_task(
     valid = batcher("valid", False) if valid_pairs else None
     valid_groups = reference_groups(valid_pairs, by_source=splits_by_source(project.config.task))
 
-    def written(net: nn.Module, prompts: list[str], greedy: list[str]) -> list[str]:
-        """The samples as Write (and ``textgen generate``) writes them: the project's decoding
-        settings and, for couplets, the form rules (BLEU stays on the raw greedy outputs). A prompt
-        the generator refuses (longer than the model reads) keeps its greedy output."""
+    def written(net: nn.Module, prompts: list[str], decode: DecodeConfig) -> list[str]:
+        """The outputs as Write (and ``textgen generate``) writes them, through the same batched
+        search and rules; prompts longer than the model reads are cut as in training."""
         was_training = net.training
         gen = Generator(net, project.config.task, src_tok, tgt_tok, device)
-        decode = project.config.generate
-        if not scored:          # a story: a sample's few passages, as a language model's samples
-            decode = replace(decode, max_tokens=min(decode.max_tokens, SAMPLE_TOKENS))
-        out = []
         try:
-            for prompt, fallback in zip(prompts, greedy):
-                try:
-                    out.append(gen.generate(prompt, decode).hypotheses[0].text)
-                except TextGenError:
-                    out.append(fallback)
+            results = gen.generate_many(prompts, decode, fit=True)
         finally:
             net.train(was_training)
-        return out
+        return [r.hypotheses[0].text if r.hypotheses else "" for r in results]
 
     def evaluate(net: nn.Module) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -105,20 +96,19 @@ def _seq2seq_task(
             return {"val_loss": None}
         val = mean_loss(net, valid.iter_batches(), pad, device, cfg.eval_batches)
         result.update(val_loss=val, val_ppl=metrics.perplexity(val))
-        shown = valid_groups[: max(cfg.bleu_examples if scored else 0, cfg.num_samples)]
-        outputs = greedy_batch(
-            net, [src_tok.encode(s, per_char=same_length) for s, _ in shown], tokenizer=tgt_tok,
-            max_len=max_len, device=device, same_length=same_length,
-        )
-        hyps = [tgt_tok.decode(ids) for ids in outputs]
-        if cfg.bleu_examples and scored:
-            refs = [list(targets) for _, targets in shown[: cfg.bleu_examples]]
-            result["bleu"] = metrics.bleu(hyps[: len(refs)], refs)
-            result["chrf"] = metrics.chrf(hyps[: len(refs)], refs)
-        sampled = shown[: cfg.num_samples]
-        outputs = written(net, [s for s, _ in sampled], hyps)
+        if scored:      # BLEU and the samples are the same greedy outputs, with the project's rules
+            shown = valid_groups[: max(cfg.bleu_examples, cfg.num_samples)]
+            hyps = written(net, [s for s, _ in shown], project.config.generate.greedy())
+            if cfg.bleu_examples:
+                result.update(text_scores(hyps[: cfg.bleu_examples], shown[: cfg.bleu_examples]))
+        else:           # a story: a sample's few passages, as a language model's samples
+            shown = valid_groups[: cfg.num_samples]
+            decode = project.config.generate
+            hyps = written(net, [s for s, _ in shown],
+                           replace(decode, max_tokens=min(decode.max_tokens, SAMPLE_TOKENS)))
         result["samples"] = [
-            Written(prompt=s, output=h, reference=targets[0]) for (s, targets), h in zip(sampled, outputs)
+            Written(prompt=s, output=h, reference=targets[0])
+            for (s, targets), h in list(zip(shown, hyps))[: cfg.num_samples]
         ]
         return result
 
