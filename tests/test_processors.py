@@ -9,6 +9,7 @@ import torch
 
 from textgen_core.decoding import (
     DecodeConfig,
+    MinPProcessor,
     NoRepeatNGramProcessor,
     RepetitionPenaltyProcessor,
     SuppressTokensProcessor,
@@ -97,6 +98,8 @@ def test_suppress_tokens_and_out_of_vocab():
         (RepetitionPenaltyProcessor, 0.0, "repetition_penalty must be > 0"),
         (NoRepeatNGramProcessor, 0, "no_repeat_ngram must be >= 1"),
         (SuppressTokensProcessor, [-1], "banned token ids"),
+        (MinPProcessor, 0.0, r"min_p must be a number in \(0, 1\]"),
+        (MinPProcessor, 1.5, "min_p"),
     ],
 )
 def test_processor_arguments_are_validated(cls, arg, message):
@@ -116,10 +119,20 @@ def test_processors_do_not_modify_input():
         RepetitionPenaltyProcessor(1.3),
         NoRepeatNGramProcessor(1),
         SuppressTokensProcessor([0, 2]),
+        MinPProcessor(0.3),
     ):
         out = proc(ids, scores)
         assert not torch.equal(out, scores), type(proc).__name__
         assert torch.equal(scores, before_scores) and torch.equal(ids, before_ids)
+
+
+def test_min_p_keeps_tokens_within_a_share_of_the_top_one():
+    # probabilities 0.5, 0.25, 0.125, 0.0625, 0.0625 (a ramp): min_p 0.25 keeps p >= 0.125
+    probs = torch.tensor([[0.0625, 0.125, 0.5, 0.25, 0.0625]])
+    out = MinPProcessor(0.25)(torch.zeros((1, 0), dtype=torch.long), probs.log())
+    assert torch.isinf(out).tolist() == [[True, False, False, False, True]]
+    assert torch.equal(out[0, 1:4], probs.log()[0, 1:4])              # the kept scores untouched
+    assert not torch.isinf(MinPProcessor(1.0)(torch.zeros((1, 0)), probs.log())[0, 2])   # the top stays
 
 
 def test_build_processors_per_strategy():

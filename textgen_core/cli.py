@@ -24,6 +24,11 @@ from textgen_core.training.progress import Progress, format_metrics
 
 log = logging.getLogger("textgen")
 
+# --no-rule NAME -> the DecodeConfig switch it turns off
+COUPLET_RULES = ("length", "punctuation", "repeats", "reuse")
+_RULE_FIELDS = {"length": "couplet_length", "punctuation": "couplet_punctuation",
+                "repeats": "couplet_repeats", "reuse": "couplet_no_reuse"}
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one ``error:`` line and exit status 2."""
@@ -69,16 +74,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", type=Path)
     p.add_argument("text", nargs="*", help="inputs (first lines, sources or prompts)")
     p.add_argument("--input", type=Path, help="a file with one input per line")
+    p.add_argument("--batch-size", type=int, default=32, metavar="N",
+                   help="inputs decoded together (default 32)")
     p.add_argument("--temperature", type=float)
     p.add_argument("--top-k", type=int)
     p.add_argument("--top-p", type=float)
+    p.add_argument("--min-p", type=float, help="sampling: drop tokens below P x the top token's probability")
     p.add_argument("--repetition-penalty", type=float)
+    p.add_argument("--no-repeat-ngram", type=int, metavar="N", help="never repeat an N-gram")
     p.add_argument("--greedy", action="store_true")
     p.add_argument("--beam", type=int, metavar="N", help="beam search with N beams")
-    p.add_argument("--length-penalty", type=float)
+    p.add_argument("--length-penalty", type=float, metavar="A", help="beam: GNMT length penalty alpha")
     p.add_argument("--n-best", type=int, metavar="N", help="return N hypotheses")
     p.add_argument("--max-tokens", type=int)
     p.add_argument("--seed", type=int)
+    p.add_argument("--alternatives", type=int, metavar="K",
+                   help="--json: the K most likely tokens at each position (default 5)")
+    p.add_argument("--lock", action="append", default=[], metavar="POS=CHAR",
+                   help="couplets: the second line has CHAR at position POS (1-based); repeatable")
+    p.add_argument("--tone", choices=("soft", "hard", "off"),
+                   help="couplets: the last characters' 平仄 contrast as a preference, a rule, or not")
+    p.add_argument("--no-rule", action="append", default=[], choices=COUPLET_RULES, metavar="RULE",
+                   help="couplets: switch a form rule off: " + ", ".join(COUPLET_RULES) + "; repeatable")
     p.add_argument("--checkpoint", default="best", help="best, last, or a checkpoint file")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--json", action="store_true", help="one JSON object per input")
@@ -252,6 +269,7 @@ def _print_event(event: events.Event, progress: Progress) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from textgen_core.corpus import read_text
+    from textgen_core.decoding.couplet_rules import parse_locks
     from textgen_core.generation import Generator
     from textgen_core.project import Project
 
@@ -262,35 +280,62 @@ def cmd_generate(args: argparse.Namespace) -> int:
         inputs += [line for line in text.split("\n") if line.strip()]
     if not inputs and not (project.is_lm and project.config.task == "continuation"):
         raise TextGenError("nothing to generate from: give TEXT arguments or --input FILE")
+    if args.batch_size < 1:
+        raise TextGenError(f"--batch-size must be at least 1, got {args.batch_size}")
     config = decode_config(project.config.generate, args)
+    locks = parse_locks(args.lock)
+    if locks and project.config.task != "couplet":
+        raise TextGenError("--lock fixes characters of a couplet's second line; this project writes "
+                           f"{project.config.task}")
     generator = Generator.open(project, args.checkpoint, args.device)
-    for text in inputs or [""]:
-        result = generator.generate(text, config)
-        if args.json:
-            print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
-            continue
-        for rank, hyp in enumerate(result.hypotheses, 1):
-            shown = result.prompt + hyp.text if generator.task == "continuation" else hyp.text
-            prefix = f"{rank}. " if len(result.hypotheses) > 1 else ""
-            print(f"{prefix}{shown}" + (f"  ({hyp.score:.3f})" if prefix else ""), flush=True)
+    texts = inputs or [""]
+    for start in range(0, len(texts), args.batch_size):
+        chunk = texts[start : start + args.batch_size]
+        try:
+            results = generator.generate_many(chunk, config, locks=[locks] * len(chunk),
+                                              batch_size=args.batch_size)
+        except TextGenError as exc:
+            raise TextGenError(_renumbered(str(exc), start)) from None
+        for result in results:
+            _print_result(result, generator.task, args.json)
     return 0
+
+
+def _renumbered(message: str, offset: int) -> str:
+    """"input 3: ..." of a batch starting at input ``offset + 1`` -> the input's number in the run."""
+    head, sep, rest = message.partition(": ")
+    if sep and head.startswith("input ") and head[6:].isdigit():
+        return f"input {int(head[6:]) + offset}: {rest}"
+    return message
+
+
+def _print_result(result: Any, task: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result.to_json(), ensure_ascii=False), flush=True)
+        return
+    for rank, hyp in enumerate(result.hypotheses, 1):
+        shown = result.prompt + hyp.text if task == "continuation" else hyp.text
+        prefix = f"{rank}. " if len(result.hypotheses) > 1 else ""
+        print(f"{prefix}{shown}" + (f"  ({hyp.score:.3f})" if prefix else ""), flush=True)
 
 
 def decode_config(defaults: Any, args: argparse.Namespace) -> Any:
     """The project's [generate] defaults, overridden by the command line."""
     changes: dict[str, Any] = {}
-    for name in ("temperature", "top_k", "top_p", "repetition_penalty", "length_penalty",
-                 "max_tokens", "seed", "n_best"):
+    for name in ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "no_repeat_ngram",
+                 "length_penalty", "max_tokens", "seed", "n_best", "alternatives", "tone"):
         value = getattr(args, name, None)
         if value is not None:
             changes[name] = value
+    for rule in getattr(args, "no_rule", None) or ():
+        changes[_RULE_FIELDS[rule]] = False
     if args.greedy and args.beam:
         raise TextGenError("choose one of --greedy and --beam")
     if args.greedy:
         changes["strategy"] = "greedy"
     elif args.beam is not None:
         changes.update(strategy="beam", beam_size=args.beam)
-    elif any(k in changes for k in ("temperature", "top_k", "top_p")):
+    elif any(k in changes for k in ("temperature", "top_k", "top_p", "min_p")):
         changes["strategy"] = "sample"
     strategy = changes.get("strategy", defaults.strategy)
     n_best = changes.get("n_best", defaults.n_best)

@@ -28,14 +28,10 @@ from torch import nn
 
 from textgen_core import models
 from textgen_core.decoding.config import DecodeConfig
-from textgen_core.decoding.constraints import (
-    CoupletPunctuation,
-    CoupletRepetition,
-    is_punctuation,
-    punctuation_ids,
-)
+from textgen_core.decoding.couplet_rules import couplet_processors
 from textgen_core.decoding.passage_rounds import Story, write_passages
 from textgen_core.decoding.search import Hypothesis, generate, generate_batch
+from textgen_core.decoding.tones import tone_report
 from textgen_core.devices import resolve_device
 from textgen_core.errors import CheckpointError, NotTrainedError, TextGenError
 from textgen_core.generation_result import Alternative, Attention, Candidate, GenerationResult
@@ -61,7 +57,6 @@ class Generator:
         self.model, self.task = model.eval(), task
         self.spec = models.spec_of(model)
         self.src_tok, self.tgt_tok, self.device, self.step = src_tok, tgt_tok, device, step
-        self._punct: list[int] | None = None
 
     @classmethod
     def from_checkpoint(cls, path: Path, device: str = "auto") -> Generator:
@@ -290,21 +285,10 @@ class Generator:
     def _rules(self, first_line: str, config: DecodeConfig, locks: Mapping[int, str]) -> list[Any]:
         """The couplet rules for the second line of ``first_line`` (see :mod:`.decoding.couplet_rules`)."""
         if not self.forces_length:          # subword pieces: no position-by-position rules
+            if locks:
+                raise TextGenError("locked characters need a project with a character tokenizer")
             return []
-        punct = self._punctuation()
-        target_view = self.tgt_tok.encode(first_line, per_char=True)
-        punct_at = [i for i, ch in enumerate(first_line) if is_punctuation(ch)]
-        rules: list[Any] = []
-        if config.couplet_punctuation:
-            rules.append(CoupletPunctuation(target_view, punct, punct_at=punct_at))
-        if config.couplet_repeats or config.couplet_no_reuse:
-            rules.append(CoupletRepetition(target_view, punct, chars=first_line))
-        return rules
-
-    def _punctuation(self) -> list[int]:
-        if self._punct is None:
-            self._punct = punctuation_ids(self.tgt_tok.pieces(range(self.tgt_tok.vocab_size)))
-        return self._punct
+        return couplet_processors(first_line, self.tgt_tok, config, locks)
 
     @property
     def forces_length(self) -> bool:
@@ -317,7 +301,7 @@ class Generator:
         seen = sorted({t for step in hyp.alternatives for t, _ in step})
         names = dict(zip(seen, tok.pieces(seen)))
         alternatives = [[Alternative(names[t], t, p) for t, p in step] for step in hyp.alternatives]
-        tone = None  # wired to the couplet rules' tone report
+        tone = tone_report(request.prompt, text) if self.task == "couplet" else None
         return Candidate(text, float(hyp.score), ids, tok.pieces(ids), hyp.finished,
                          token_logprobs=list(hyp.token_logprobs), alternatives=alternatives, tone=tone)
 
