@@ -107,9 +107,8 @@ def studio_window(qtbot, no_thread_leaks, monkeypatch, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def couplet_generator(tmp_path_factory):
-    """A couplet transformer trained 10 steps on 300 sample pairs, ready to write (shared)."""
-    from textgen_core.generation import Generator
+def couplet_project(tmp_path_factory) -> Path:
+    """A couplet transformer project trained 10 steps on 300 sample pairs (shared: do not train it)."""
     from textgen_core.project import Project
     from textgen_core.training.run import train_project
 
@@ -121,4 +120,13 @@ def couplet_generator(tmp_path_factory):
     quick = ["train.eval_every=10", "train.bleu_examples=4", "train.eval_batches=1"]
     project = Project.create(root / "p", "couplet", [a, b], overrides=quick)
     train_project(project, steps=10, device="cpu")
-    return Generator.from_project(project, device="cpu")
+    return project.root
+
+
+@pytest.fixture(scope="session")
+def couplet_generator(couplet_project):
+    """The couplet project's generator, ready to write (shared)."""
+    from textgen_core.generation import Generator
+    from textgen_core.project import Project
+
+    return Generator.from_project(Project.open(couplet_project), device="cpu")

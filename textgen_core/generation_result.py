@@ -49,8 +49,7 @@ class Candidate:
         }
         if self.passages:
             out["passages"] = list(self.passages)
-        if self.tone is not None:
-            out["tone"] = self.tone
+        out["tone"] = self.tone          # couplets; null when either tone is unknown or another task
         return out
 
 
