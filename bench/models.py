@@ -35,8 +35,8 @@ from textgen_core.samples import sample_files  # noqa: E402
 from textgen_core.training.events import Event, Step  # noqa: E402
 from textgen_core.training.run import train_project  # noqa: E402
 
-HEADER = ("| model | preset | parameters | train tok/s | greedy sent/s | beam-5 sent/s | val loss "
-          "| val BLEU |\n|---|---|---:|---:|---:|---:|---:|---:|")
+HEADER = ("| model | preset | parameters | train tok/s | greedy sent/s | batched greedy sent/s "
+          "| beam-5 sent/s | val loss | val BLEU |\n|---|---|---:|---:|---:|---:|---:|---:|---:|")
 
 
 def train_for(project: Project, budget_s: float, device: str) -> float:
@@ -73,6 +73,14 @@ def sentences_per_s(gen: Generator, lines: list[str], config: DecodeConfig) -> f
     return len(lines) / (time.perf_counter() - start)
 
 
+def batched_per_s(gen: Generator, lines: list[str], config: DecodeConfig) -> float:
+    """Sentences/s when all ``lines`` are decoded in batches of 64 (as evaluation and --input do)."""
+    gen.generate_many(lines[:8], config)                             # warm-up
+    start = time.perf_counter()
+    gen.generate_many(lines, config, batch_size=64)
+    return len(lines) / (time.perf_counter() - start)
+
+
 def length_scaling(name: str, device: torch.device) -> tuple[float, float]:
     """Seconds to decode 16 and 64 tokens greedily with a fresh tiny model (block size 80)."""
     settings = {**models.preset_settings(name, "tiny"), "block_size": 80}
@@ -91,7 +99,8 @@ def length_scaling(name: str, device: torch.device) -> tuple[float, float]:
     return times[0], times[1]
 
 
-def bench_one(name: str, preset: str, args: argparse.Namespace, folder: Path) -> str:
+def bench_one(name: str, preset: str, args: argparse.Namespace, folder: Path) -> tuple[str, float, float]:
+    """The table row, and greedy sentences/s one at a time and batched."""
     project = Project.create(folder / f"{name}-{preset}", "couplet", sample_files("couplet"),
                              model=name, preset=preset, progress=lambda m: None)
     rate = train_for(project, args.budget, args.device)
@@ -99,12 +108,26 @@ def bench_one(name: str, preset: str, args: argparse.Namespace, folder: Path) ->
     gen = Generator.from_project(project, "last", device=args.device)
     lines = [p.source for p in project.load_pairs("test")][: args.sentences]
     greedy = sentences_per_s(gen, lines, DecodeConfig(strategy="greedy"))
+    batched = batched_per_s(gen, lines, DecodeConfig(strategy="greedy"))
     beam = sentences_per_s(gen, lines, DecodeConfig(strategy="beam", beam_size=5))
     params = gen.model.num_parameters() if hasattr(gen.model, "num_parameters") else sum(
         p.numel() for p in gen.model.parameters())
     loss, bleu = scores.get("loss", float("nan")), scores.get("bleu", float("nan"))
-    return (f"| {name} | {preset} | {params:,} | {rate:,.0f} | {greedy:.1f} | {beam:.1f} "
-            f"| {loss:.3f} | {bleu:.2f} |")
+    row = (f"| {name} | {preset} | {params:,} | {rate:,.0f} | {greedy:.1f} | {batched:.1f} | {beam:.1f} "
+           f"| {loss:.3f} | {bleu:.2f} |")
+    return row, greedy, batched
+
+
+def tagger_ratios(speeds: dict[tuple[str, str], tuple[float, float]], presets: list[str]) -> list[str]:
+    """cnn-tagger's greedy sentences/s over the transformer's at each preset (target >= 10x)."""
+    lines = []
+    for preset in presets:
+        tagger, transformer = speeds.get(("cnn-tagger", preset)), speeds.get(("transformer", preset))
+        if tagger and transformer:
+            lines.append(f"- {preset}: cnn-tagger decodes {tagger[0] / transformer[0]:.1f}x the "
+                         f"transformer's greedy sentences/s one at a time, {tagger[1] / transformer[1]:.1f}x "
+                         "batched.")
+    return lines
 
 
 def main() -> None:
@@ -120,15 +143,19 @@ def main() -> None:
     names = args.models or [s.name for s in models.list_specs() if "couplet" in s.tasks]
     rows = [HEADER]
     print(HEADER, flush=True)
+    speeds: dict[tuple[str, str], tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for preset in args.presets:
             for name in names:
                 try:
-                    row = bench_one(name, preset, args, Path(tmp))
+                    row, greedy, batched = bench_one(name, preset, args, Path(tmp))
+                    speeds[name, preset] = (greedy, batched)
                 except Exception as exc:  # one model's failure is a row, not the end of the table
-                    row = f"| {name} | {preset} | failed: {type(exc).__name__}: {exc} | | | | | |"
+                    row = f"| {name} | {preset} | failed: {type(exc).__name__}: {exc} | | | | | | |"
                 rows.append(row)
                 print(row, flush=True)
+    ratios = tagger_ratios(speeds, args.presets)
+    print("\n".join(ratios))
     scaling = ["| model | 16 tokens (ms) | 64 tokens (ms) | ratio |", "|---|---:|---:|---:|"]
     for name in names:
         if models.get_spec(name).same_length:
@@ -139,8 +166,11 @@ def main() -> None:
     text = ("# Models on the couplet sample\n\nMeasured by `python bench/models.py "
             f"--presets {' '.join(args.presets)} --budget {args.budget:g}` on {args.device} "
             f"({torch.get_num_threads()} threads): each model trains for the same wall-clock "
-            "budget on the bundled 3,000 couplets; decoding speed is one first line at a time."
-            "\n\n" + "\n".join(rows) + "\n\n## Decoding time against output length\n\n"
+            "budget on the bundled 3,000 couplets; decoding speed is one first line at a time, and "
+            "all of them in batches of 64 (as `textgen evaluate` and `textgen generate --input` "
+            "decode)."
+            "\n\n" + "\n".join(rows) + "\n\n" + "\n".join(ratios)
+            + "\n\n## Decoding time against output length\n\n"
             + "\n".join(scaling) + "\n")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")

@@ -124,3 +124,12 @@ def test_batch_argument_errors(model):
         generate_batch(stepper(model, SOURCES[:2]), [[BOS], [BOS]], eos_id=EOS, config=config,
                        on_token=lambda t: True)
     assert generate_batch(stepper(model, SOURCES[:1]), [], eos_id=EOS, config=config) == []
+
+
+def test_coverage_penalty_is_gnmts():
+    from textgen_core.decoding.coverage import coverage_penalty
+
+    full = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.0, 0.3]])        # both sources covered (>= 1)
+    assert coverage_penalty(full, 0.5) == 0.0
+    half = torch.tensor([[0.5, 0.5], [0.5, 0.0]])                     # source 2 gets 0.5 in all
+    assert coverage_penalty(half, 0.2) == pytest.approx(0.2 * math.log(0.5))

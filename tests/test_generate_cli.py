@@ -79,3 +79,15 @@ def test_hard_tone_rule_and_rule_switches(cli, couplet_project):
 def test_errors_are_one_line(cli, couplet_project, args, message):
     r = cli("generate", couplet_project, *args)
     assert r.code == 2 and r.err.count("\n") == 1 and message in r.err, r
+
+
+def test_coverage_penalty_rescores_the_beam(cli, couplet_project):
+    plain = cli("generate", couplet_project, "海阔凭鱼跃", "--beam", "4", "--n-best", "4", "--json")
+    covered = cli("generate", couplet_project, "海阔凭鱼跃", "--beam", "4", "--n-best", "4",
+                  "--coverage-penalty", "2", "--json")
+    assert plain.code == covered.code == 0, covered
+    before = {h["text"]: h["score"] for h in objects(plain.out)[0]["hypotheses"]}
+    after = {h["text"]: h["score"] for h in objects(covered.out)[0]["hypotheses"]}
+    assert set(before) == set(after)                                  # the same beams, ranked anew
+    assert all(after[t] <= before[t] + 1e-9 for t in before) and after != before
+    assert list(after.values()) == sorted(after.values(), reverse=True)

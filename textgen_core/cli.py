@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--greedy", action="store_true")
     p.add_argument("--beam", type=int, metavar="N", help="beam search with N beams")
     p.add_argument("--length-penalty", type=float, metavar="A", help="beam: GNMT length penalty alpha")
+    p.add_argument("--coverage-penalty", type=float, metavar="B",
+                   help="beam, attention models: GNMT coverage penalty beta (0 = off)")
     p.add_argument("--n-best", type=int, metavar="N", help="return N hypotheses")
     p.add_argument("--max-tokens", type=int)
     p.add_argument("--seed", type=int)
@@ -323,7 +325,8 @@ def decode_config(defaults: Any, args: argparse.Namespace) -> Any:
     """The project's [generate] defaults, overridden by the command line."""
     changes: dict[str, Any] = {}
     for name in ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "no_repeat_ngram",
-                 "length_penalty", "max_tokens", "seed", "n_best", "alternatives", "tone"):
+                 "length_penalty", "coverage_penalty", "max_tokens", "seed", "n_best", "alternatives",
+                 "tone"):
         value = getattr(args, name, None)
         if value is not None:
             changes[name] = value

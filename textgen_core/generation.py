@@ -29,6 +29,7 @@ from torch import nn
 from textgen_core import models
 from textgen_core.decoding.config import DecodeConfig
 from textgen_core.decoding.couplet_rules import couplet_processors
+from textgen_core.decoding.coverage import rescore
 from textgen_core.decoding.passage_rounds import Story, write_passages
 from textgen_core.decoding.search import Hypothesis, generate, generate_batch
 from textgen_core.decoding.tones import tone_report
@@ -224,11 +225,27 @@ class Generator:
             forced_lengths=[r.forced_length for r in requests],
             constraints=[r.constraints for r in requests], forced_prefixes=forced_prefixes,
         )
+        if self._covers(config):
+            found = [rescore(hyps, lambda ids, r=r: self._coverage_weights(r.prompt_ids, ids),
+                             config.coverage_penalty)
+                     for r, hyps in zip(requests, found)]
         return [
             GenerationResult(r.prompt, r.prompt_ids, [self._candidate(h, r) for h in hyps], None,
                              self._why_no_attention())
             for r, hyps in zip(requests, found)
         ]
+
+    def _covers(self, config: DecodeConfig) -> bool:
+        """The coverage penalty applies: beam search, beta > 0, a model with cross-attention."""
+        return (config.strategy == "beam" and config.coverage_penalty > 0 and self.spec.has_attention
+                and self.spec.attention_kind == "cross" and not self.is_lm)
+
+    def _coverage_weights(self, prompt_ids: list[int], ids: Sequence[int]) -> torch.Tensor | None:
+        """(T, S) attention of one output over the source's real tokens (its eos left out)."""
+        src = torch.tensor([[*prompt_ids, self.src_tok.eos_id]], device=self.device)          # (1, S)
+        tgt_in = torch.tensor([[self.tgt_tok.bos_id, *list(ids)[:-1]]], device=self.device)  # (1, T)
+        weights = self.spec.attention(self.model, src, tgt_in)      # (L, 1, H, T, S)
+        return weights[-1, 0].float().mean(dim=0)[:, :-1]          # last layer, mean of heads
 
     def answer(
         self, source_ids: list[int], config: DecodeConfig,

@@ -52,6 +52,7 @@ class DecodeConfig:
     repetition_penalty: float = 1.0
     beam_size: int = 4
     length_penalty: float = 1.0  # GNMT alpha; 0 = none
+    coverage_penalty: float = 0.0  # GNMT beta for models with cross-attention (beam); 0 = none
     n_best: int = 1  # beam: <= beam_size; sample: independent samples; greedy: 1
     max_tokens: int = 64
     min_tokens: int = 0
@@ -76,6 +77,7 @@ class DecodeConfig:
         check_float("repetition_penalty", self.repetition_penalty, 0.0, strict=True)
         check_int("beam_size", self.beam_size, 1)
         check_float("length_penalty", self.length_penalty, 0.0, strict=False)
+        check_float("coverage_penalty", self.coverage_penalty, 0.0, strict=False)
         check_int("n_best", self.n_best, 1)
         check_int("max_tokens", self.max_tokens, 1)
         check_int("min_tokens", self.min_tokens, 0)
