@@ -1,19 +1,29 @@
 """Constraints on what may be generated where, as logits processors.
 
-Two rules of couplet form (对联格律), both applied to the second line (下联) as it is written:
+Rules of couplet form (对联格律), applied to the second line (下联) as it is written, one output
+position per character of the first line (上联). Of the rules (字数相等, 词性相对, 平仄相谐 ...)
+these processors keep the form (punctuation, repeats, reuse), the user's locks and the tone of
+chosen positions; part of speech (词性相对) is left to the model:
 
 * :class:`CoupletPunctuation`: punctuation exactly where the first line has it (the same mark), and
   nowhere else.
 * :class:`CoupletRepetition`: repeated characters mirror the first line's (in 风声雨声读书声 /
   家事国事天下事, 事 stands wherever 声 does), and otherwise no character is used twice nor taken
-  from the first line (上下联不重字). Besides being the rule, this stops a weak
-  model's favourite failure, one frequent character over and over (水水水水水水水).
+  from the first line (上下联不重字); the two halves can be switched separately. Besides being the
+  rule, no reuse stops a weak model's favourite failure, one frequent character over and over
+  (水水水水水水水).
+* :class:`CoupletLocks`: characters fixed by the user at chosen positions.
+* :class:`CoupletTone`: a preference (or a rule) for one tone class (平/仄) at given positions.
+
+:mod:`textgen_core.decoding.couplet_rules` builds them for a first line and checks the user's locks;
+the length itself is forced by the search (``generate(forced_length=...)``).
 """
 
 from __future__ import annotations
 
+import math
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -73,16 +83,19 @@ class CoupletRepetition:
     """Mirror the first line's repeats; ban every other repeat and the first line's characters.
 
     At output position i: if the first line's character i already occurred at an earlier j, the
-    output must repeat its own character j; otherwise the characters of the first line and those
-    the output already used are banned. ``punctuation`` is left to :class:`CoupletPunctuation`.
+    output must repeat its own character j (``mirror``); otherwise the characters of the first line
+    and those the output already used are banned (``no_reuse``). Either half can be switched off:
+    without ``mirror`` every position is free of the others (and with ``no_reuse``, all differ).
+    ``punctuation`` is left to :class:`CoupletPunctuation`: marks are never banned here.
     """
 
     def __init__(self, source_ids: Sequence[int], punctuation: Sequence[int], prefix_len: int = 1,
-                 *, chars: Sequence[str] | None = None):
+                 *, chars: Sequence[str] | None = None, mirror: bool = True, no_reuse: bool = True):
         """``chars``: the first line's characters, one per id; repeats are found among them, so two
         different characters outside the vocabulary (both ``<unk>``) are not taken for a repeat."""
         self.source = list(source_ids)
         self.prefix_len = prefix_len
+        self.no_reuse = no_reuse
         punct = set(punctuation)
         keys: Sequence[object] = self.source if chars is None else chars
         if len(keys) != len(self.source):
@@ -91,7 +104,7 @@ class CoupletRepetition:
         self.earlier: list[int | None] = []    # position i -> where source[i] first stood, if before i
         for i, (t, key) in enumerate(zip(self.source, keys)):
             mark = t in punct or (chars is not None and is_punctuation(key))
-            self.earlier.append(None if mark else first_at.get(key))
+            self.earlier.append(None if mark or not mirror else first_at.get(key))
             first_at.setdefault(key, i)
         self.banned = sorted({t for t in self.source if t not in punct})
         self.punct = sorted(punct)
@@ -102,15 +115,79 @@ class CoupletRepetition:
             return scores
         j = self.earlier[pos]
         if j is not None:                                          # mirror: repeat output[j]
-            want = ids[:, self.prefix_len + j : self.prefix_len + j + 1]            # (N, 1)
+            want = ids[:, self.prefix_len + j : self.prefix_len + j + 1].to(scores.device)  # (N, 1)
             out = torch.full_like(scores, float("-inf"))
             return out.scatter(1, want, scores.gather(1, want))
+        if not self.no_reuse:
+            return scores
         out = scores
         if self.banned:
             out = out.index_fill(-1, torch.tensor(self.banned, device=scores.device), float("-inf"))
-        used = ids[:, self.prefix_len :]                                           # (N, pos)
+        used = ids[:, self.prefix_len :].to(scores.device)                         # (N, pos)
         if used.numel():
             keep = scores.gather(1, used)         # punctuation may recur: it is not a character
-            is_punct = torch.isin(used, torch.tensor(self.punct, device=ids.device, dtype=ids.dtype))
+            is_punct = torch.isin(used, torch.tensor(self.punct, device=used.device, dtype=used.dtype))
             out = out.scatter(1, used, torch.where(is_punct, keep, torch.full_like(keep, float("-inf"))))
         return out
+
+
+class CoupletLocks:
+    """Characters fixed at chosen output positions (0-based, after ``prefix_len`` start tokens).
+
+    At a locked position only the locked id survives, with its own score (not 0), so hypotheses
+    stay comparable; ``ban_elsewhere`` (no reuse) bans the locked ids at every other position of the
+    line, so the search cannot spend a locked character before its place. ``length``: the line's
+    length; later positions are left alone.
+    """
+
+    def __init__(self, locked: Mapping[int, int], length: int, prefix_len: int = 1,
+                 *, ban_elsewhere: bool = False):
+        self.locked = dict(locked)
+        self.length = length
+        self.prefix_len = prefix_len
+        self.others = sorted(set(self.locked.values())) if ban_elsewhere else []
+
+    def __call__(self, ids: Tensor, scores: Tensor) -> Tensor:
+        pos = ids.size(1) - self.prefix_len                       # ids (N, T), scores (N, V)
+        want = self.locked.get(pos)
+        if want is not None:
+            out = torch.full_like(scores, -math.inf)
+            out[:, want] = scores[:, want]
+            return out
+        if pos < self.length and self.others:
+            return scores.index_fill(-1, torch.tensor(self.others, device=scores.device), -math.inf)
+        return scores
+
+
+class CoupletTone:
+    """At chosen output positions, tokens marked in ``wrong`` (a (V,) bool mask: the tone class the
+    rule does not want) lose ``penalty`` from their scores, or are banned when ``penalty`` is None.
+    Unmarked tokens (the wanted class, or no known class) keep their scores exactly.
+
+    The penalty is taken from the scores the search turns into log-probabilities, so at
+    temperature 1 a wrong-class token's log-probability drops by exactly ``penalty`` relative to
+    every other token's; when sampling, temperature (applied after this) divides it.
+    """
+
+    def __init__(self, positions: Iterable[int], wrong: Tensor, penalty: float | None,
+                 prefix_len: int = 1):
+        self.positions = frozenset(positions)
+        self.wrong = wrong.to(torch.bool).cpu()
+        self.penalty = penalty
+        self.prefix_len = prefix_len
+        self._on: dict[torch.device, Tensor] = {}
+
+    def _mask(self, device: torch.device) -> Tensor:
+        mask = self._on.get(device)
+        if mask is None:
+            mask = self._on[device] = self.wrong.to(device)
+        return mask
+
+    def __call__(self, ids: Tensor, scores: Tensor) -> Tensor:
+        pos = ids.size(1) - self.prefix_len                       # ids (N, T), scores (N, V)
+        if pos not in self.positions:
+            return scores
+        wrong = self._mask(scores.device)                         # (V,)
+        if self.penalty is None:
+            return scores.masked_fill(wrong, -math.inf)
+        return torch.where(wrong, scores - self.penalty, scores)
