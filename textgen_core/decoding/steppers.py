@@ -1,7 +1,7 @@
 """Steppers: the small interface between a model and the search algorithms.
 
 A stepper turns a batch of output prefixes into next-token logits and keeps whatever per-row state
-the model needs (the encoder memory of a seq2seq model; later a KV cache). The searches in
+the model needs (the key/value caches of a Transformer or GPT, an RNN's state). The searches in
 :mod:`textgen_core.decoding.search` only ever talk to this interface, in the way joeynmt keeps
 ``search.py`` apart from its models, so a new model family only needs a new stepper.
 
@@ -55,16 +55,92 @@ def _warn_if_training(model: nn.Module) -> None:
         )
 
 
-class Seq2SeqStepper:
-    """Stepper for an encoder-decoder model (``model.kind == "seq2seq"``).
+class _RowCache(Protocol):
+    """A model's decoding cache (``TransformerCache``, ``GPTCache``): per-row tensors."""
 
-    The source is encoded once at construction; every :meth:`logits` call runs the decoder over
-    the whole prefix (no KV cache yet: a cached stepper only needs to keep the same interface and
-    feed ``prefix[:, -1:]``). ``select`` index-selects the encoder memory and the source ids (the
-    model derives its source padding mask from the ids).
+    def index_select(self, index: Tensor) -> _RowCache:
+        ...
+
+
+class _DecoderCache(_RowCache, Protocol):
+    """An encoder-decoder's cache (``TransformerCache``): it can also forget the output fed."""
+
+    def restart(self) -> _DecoderCache:
+        ...
+
+
+def _unfed(fed: Tensor | None, tokens: Tensor) -> Tensor | None:
+    """The tokens (N, t) that ``tokens`` (N, T) adds after ``fed`` (N, F), or None when ``tokens``
+    does not extend ``fed`` (a fresh search, other rows, another window): then re-prefill."""
+    if fed is None or fed.size(0) != tokens.size(0) or tokens.size(1) < fed.size(1):
+        return None
+    if not torch.equal(tokens[:, : fed.size(1)], fed):
+        return None
+    return tokens[:, fed.size(1) :]
+
+
+class _CachedFeed:
+    """Bookkeeping shared by the KV-cached steppers (compare :class:`RecurrentStepper`).
+
+    ``fed`` (N, F) holds the tokens whose keys and values are in ``state``, ``_last`` (N, V) the
+    logits after the last of them. :meth:`_advance` feeds only the tokens a call adds to ``fed``
+    (one per step while searching); when the tokens do not extend ``fed`` (a fresh search on the
+    same stepper, say) it re-prefills from :meth:`_restart`: correctness first.
     """
 
-    def __init__(self, model: nn.Module, src: Tensor) -> None:
+    state: _RowCache | None
+    fed: Tensor | None
+    _last: Tensor | None
+
+    def _restart(self, rows: int) -> None:
+        """Reset ``state`` to before the first of ``rows`` rows' tokens, ``fed`` to None and
+        ``_last`` to the logits there (None when nothing was read yet)."""
+        raise NotImplementedError
+
+    def _run(self, new: Tensor) -> Tensor:
+        """Feed new (N, t) through the model and ``state`` -> logits (N, t, V)."""
+        raise NotImplementedError
+
+    def _advance(self, tokens: Tensor) -> Tensor:
+        """tokens (N, T) -> next-token logits (N, V) float32 after them."""
+        with torch.inference_mode():
+            new = _unfed(self.fed, tokens)
+            if new is None:
+                self._restart(tokens.size(0))
+                new = tokens
+            repeat = new.size(1) == 0  # the same tokens as the last call
+            if not repeat:
+                self._last = self._run(new)[:, -1, :].float()  # (N, V)
+            if self._last is None:
+                raise ValueError("an empty prefix: start decoding from a start token")
+            self.fed = tokens.clone()  # (N, T); a copy, so later in-place edits cannot fool it
+        return self._last.clone() if repeat else self._last
+
+    def _reorder(self, index: Tensor) -> None:
+        """Row i of every piece of state becomes old row ``index[i]``."""
+        with torch.inference_mode():
+            if self.state is not None:
+                self.state = self.state.index_select(index)
+            if self.fed is not None:
+                self.fed = self.fed.index_select(0, index)  # (N', F)
+            if self._last is not None:
+                self._last = self._last.index_select(0, index)  # (N', V)
+
+
+class Seq2SeqStepper(_CachedFeed):
+    """Stepper for an encoder-decoder model (``model.kind == "seq2seq"``).
+
+    The source is encoded once at construction. Cached (the default, for models with
+    ``start_decoding``/``decode_cached`` such as the Transformer): the cross-attention keys and
+    values of the memory are projected once here, and each :meth:`logits` call feeds only the
+    prefix tokens not fed yet, growing each decoder layer's self-attention cache by one position
+    per step. Uncached (``cache=False``, or a model without that API): every call runs
+    ``model.decode`` over the whole prefix, kept for tests and benchmarks. ``select``
+    index-selects the caches (or the encoder memory) and the source ids (the model derives its
+    source padding mask from them), so ``src`` (B, S) may hold several right-padded inputs.
+    """
+
+    def __init__(self, model: nn.Module, src: Tensor, cache: bool = True) -> None:
         if src.dim() == 1:
             src = src.unsqueeze(0)
         if src.dim() != 2 or src.size(0) < 1 or src.size(1) < 1:
@@ -74,34 +150,62 @@ class Seq2SeqStepper:
         self.model = model
         self.device = _model_device(model)
         self.src = src.to(self.device, torch.long)  # (B, S)
+        self.cached = cache and hasattr(model, "decode_cached")
+        self.memory: Tensor | None = None
+        self.state: _DecoderCache | None = None
+        self.fed, self._last = None, None
         with torch.inference_mode():
-            self.memory = model.encode(self.src)  # (B, S, C)
+            memory = model.encode(self.src)  # (B, S, C)
+            if self.cached:
+                self.state = model.start_decoding(memory, self.src)  # cross K/V projected once
+            else:
+                self.memory = memory
+
+    @property
+    def rows(self) -> int:
+        return self.src.size(0)
 
     def logits(self, prefix: Tensor) -> Tensor:
         prefix = prefix.to(self.device, torch.long)  # (N, T)
-        if prefix.size(0) != self.memory.size(0):
+        if prefix.size(0) != self.rows:
             raise ValueError(
-                f"prefix has {prefix.size(0)} rows but the stepper holds {self.memory.size(0)}; "
+                f"prefix has {prefix.size(0)} rows but the stepper holds {self.rows}; "
                 "call select() first"
             )
+        if self.cached:
+            return self._advance(prefix)
         out = self.model.decode(self.memory, self.src, prefix, need_weights=False)
         return out.logits[:, -1, :].float()  # (N, V)
 
+    def _restart(self, rows: int) -> None:
+        self.state = self.state.restart()  # the source's cross K/V stay
+        self.fed, self._last = None, None
+
+    def _run(self, new: Tensor) -> Tensor:
+        return self.model.decode_cached(new, self.state)  # (N, t, V)
+
     def select(self, index: Tensor) -> None:
-        index = index.to(self.memory.device, torch.long)
-        self.memory = self.memory.index_select(0, index)  # (N', S, C)
+        index = index.to(self.device, torch.long)
+        if self.memory is not None:
+            self.memory = self.memory.index_select(0, index)  # (N', S, C)
+        self._reorder(index)
         self.src = self.src.index_select(0, index)  # (N', S)
 
 
-class LMStepper:
+class LMStepper(_CachedFeed):
     """Stepper for a decoder-only language model (``model.kind == "lm"``).
 
     The model sees at most ``model.block_size`` positions, so the prefix is cropped to its last
-    ``block_size`` tokens (a sliding window) before each call. It holds no per-row state, so
-    ``select`` has nothing to do (a KV-cached variant would reorder its cache there).
+    ``block_size`` tokens (a sliding window) before each call. Cached (the default, for models
+    with ``new_cache`` such as GPT): each call feeds only the tokens added since the last one and
+    ``select`` reorders the cache. Learned absolute positions cannot slide a cache, so once the
+    prefix is longer than ``block_size`` every call re-prefills the last ``block_size`` tokens
+    (the window nanoGPT crops to): exact, but past the block no faster than ``cache=False``, which
+    runs the whole window every call (kept for tests and benchmarks). Without a cache the stepper
+    holds no per-row state and ``select`` does nothing.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, cache: bool = True) -> None:
         block_size = int(model.block_size)
         if block_size < 1:
             raise ConfigError(f"model block_size must be >= 1, got {block_size}")
@@ -109,16 +213,32 @@ class LMStepper:
         self.model = model
         self.block_size = block_size
         self.device = _model_device(model)
+        self.cached = cache and hasattr(model, "new_cache")
+        self.state, self.fed, self._last = None, None, None
+        self.start = 0  # prefix index of the token at cache position 0
 
     def logits(self, prefix: Tensor) -> Tensor:
-        idx = prefix[:, -self.block_size :].to(self.device, torch.long)  # (N, <=block_size)
-        return self.model(idx)[:, -1, :].float()  # (N, V)
+        start = max(0, prefix.size(1) - self.block_size)
+        idx = prefix[:, start:].to(self.device, torch.long)  # (N, <=block_size)
+        if not self.cached:
+            return self.model(idx)[:, -1, :].float()  # (N, V)
+        if start != self.start:  # the window moved: positions shift, re-prefill
+            self.fed, self.start = None, start
+        return self._advance(idx)
+
+    def _restart(self, rows: int) -> None:
+        self.state = self.model.new_cache(rows)
+        self.fed, self._last = None, None
+
+    def _run(self, new: Tensor) -> Tensor:
+        return self.model(new, cache=self.state)  # (N, t, V)
 
     def select(self, index: Tensor) -> None:
-        return None
+        if self.cached:
+            self._reorder(index.to(self.device, torch.long))
 
 
-class PromptedLMStepper:
+class PromptedLMStepper(_CachedFeed):
     """Stepper for a decoder-only model writing the second part of a pair (a prefix LM).
 
     ``prompt`` (B, P) holds the rows ``source ids + [sep]``, all of one length (a language model
@@ -126,9 +246,12 @@ class PromptedLMStepper:
     as ``[bos]`` stands before a seq2seq decoder's output: it is dropped and the prompt put in its
     place, so searches, constraints and processors see the output positions exactly as with an
     encoder-decoder. The whole row must fit the model's ``block_size``: the prompt is never cut.
+    Cached (the default, for models with ``new_cache``): the prompt is prefilled once here and
+    each call feeds only the new output tokens; a re-prefill starts again from the prompt's cache
+    (``origin`` maps each row to its prompt row). ``cache=False`` runs the whole row every call.
     """
 
-    def __init__(self, model: nn.Module, prompt: Tensor) -> None:
+    def __init__(self, model: nn.Module, prompt: Tensor, cache: bool = True) -> None:
         if prompt.dim() == 1:
             prompt = prompt.unsqueeze(0)
         if prompt.dim() != 2 or prompt.size(0) < 1 or prompt.size(1) < 1:
@@ -137,6 +260,13 @@ class PromptedLMStepper:
         self.model = model
         self.device = _model_device(model)
         self.prompt = prompt.to(self.device, torch.long)  # (B, P)
+        self.cached = cache and hasattr(model, "new_cache")
+        self.state, self.fed, self._last = None, None, None
+        if self.cached:
+            self.origin = torch.arange(self.prompt.size(0), device=self.device)  # (N,) prompt row
+            with torch.inference_mode():
+                self.prompt_state = model.new_cache(self.prompt.size(0))
+                self.prompt_last = model(self.prompt, cache=self.prompt_state)[:, -1, :].float()  # (B, V)
 
     def logits(self, prefix: Tensor) -> Tensor:
         prefix = prefix.to(self.device, torch.long)  # (N, T), prefix[:, 0] is the start token
@@ -145,11 +275,25 @@ class PromptedLMStepper:
                 f"prefix has {prefix.size(0)} rows but the stepper holds {self.prompt.size(0)}; "
                 "call select() first"
             )
+        if self.cached:
+            return self._advance(prefix[:, 1:])  # the output tokens after the prompt
         idx = torch.cat([self.prompt, prefix[:, 1:]], dim=1)  # (N, P + T - 1)
         return self.model(idx)[:, -1, :].float()  # (N, V)
 
+    def _restart(self, rows: int) -> None:
+        self.state = self.prompt_state.index_select(self.origin)  # a copy: the prompt's K/V
+        self._last = self.prompt_last.index_select(0, self.origin)  # (N, V)
+        self.fed = None
+
+    def _run(self, new: Tensor) -> Tensor:
+        return self.model(new, cache=self.state)  # (N, t, V)
+
     def select(self, index: Tensor) -> None:
-        self.prompt = self.prompt.index_select(0, index.to(self.device, torch.long))  # (N', P)
+        index = index.to(self.device, torch.long)
+        self.prompt = self.prompt.index_select(0, index)  # (N', P)
+        if self.cached:
+            self.origin = self.origin.index_select(0, index)
+            self._reorder(index)
 
 
 class RecurrentStepper:

@@ -24,13 +24,19 @@ the spec, never the class:
 Models themselves expose what their stepper and loss use. The families of the zoo:
 
 * full-prefix seq2seq (Transformer): ``forward(src, tgt_in) -> (B, T, V)``, ``encode(src)``,
-  ``decode(memory, src, tgt_in, need_weights)``;
+  ``decode(memory, src, tgt_in, need_weights)``; with a KV cache also
+  ``start_decoding(memory, src) -> cache`` and ``decode_cached(tgt_new, cache) -> (N, t, V)``
+  (see :class:`~textgen_core.decoding.steppers.Seq2SeqStepper`);
 * recurrent seq2seq (GRU / LSTM, with or without attention): ``forward(src, tgt_in) -> (B, T, V)``,
   ``start(src) -> state``, ``step(state, tokens (N,)) -> (logits (N, V), state)`` and
   ``reorder(state, index) -> state`` (see :class:`~textgen_core.decoding.steppers.RecurrentStepper`);
 * taggers (CNN couplet tagger): ``forward(src) -> (B, S, V)``, one output per source position
   (see :class:`~textgen_core.decoding.steppers.TaggerStepper`);
-* language models (GPT): ``forward(idx) -> (B, T, V)``.
+* language models (GPT): ``forward(idx) -> (B, T, V)``; with a KV cache also ``new_cache(rows)``
+  and ``forward(idx, cache=cache)`` (see :class:`~textgen_core.decoding.steppers.LMStepper`).
+
+The default steppers (:func:`seq2seq_stepper`, :func:`lm_stepper`) decode with the KV cache
+whenever the model offers it and re-run the whole prefix every step otherwise.
 """
 
 from __future__ import annotations
@@ -84,13 +90,15 @@ def teacher_forced_loss(model: nn.Module, batch: Batch, ctx: TrainContext) -> Te
 
 
 def seq2seq_stepper(model: nn.Module, src: Tensor | None) -> Stepper:
+    """Encoder-decoder decoding of ``src`` (B, S), right-padded; KV-cached when the model can."""
     if src is None:
         raise ConfigError("a seq2seq model needs source ids to decode from")
     return Seq2SeqStepper(model, src)
 
 
 def lm_stepper(model: nn.Module, src: Tensor | None) -> Stepper:
-    """Continuation: no source. Pairs (prefix LM): ``src`` holds the prompt rows ``source <sep>``."""
+    """Continuation: no source. Pairs (prefix LM): ``src`` holds the prompt rows ``source <sep>``,
+    prefilled once into the KV cache when the model has one."""
     return LMStepper(model) if src is None else PromptedLMStepper(model, src)
 
 

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from textgen_core.models.contract import ModelSpec, lm_self_attention
 from textgen_core.models.layers import (
     FeedForward,
+    KVCache,
     MultiHeadAttention,
     check_length,
     require_bool,
@@ -84,9 +85,15 @@ class Block(nn.Module):
         self.mlp = FeedForward(C, 4 * C, bias=config.bias, gelu=True)
         self.resid_drop = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
-        """x (B, T, C) -> (B, T, C) and, when need_weights, attention weights (B, H, T, T)."""
-        a, weights = self.attn(self.ln_1(x), causal=True, need_weights=need_weights)
+    def forward(
+        self, x: Tensor, need_weights: bool = False, cache: KVCache | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """x (B, T, C) -> (B, T, C) and, when need_weights, attention weights (B, H, T, T).
+
+        With ``cache`` (this block's K/V of the S tokens fed before) x holds the next T tokens;
+        their keys and values are appended and the weights are (B, H, T, S + T).
+        """
+        a, weights = self.attn(self.ln_1(x), causal=True, need_weights=need_weights, cache=cache)
         x = x + self.resid_drop(a)
         x = x + self.resid_drop(self.mlp(self.ln_2(x)))
         return x, weights
@@ -138,22 +145,63 @@ class GPT(nn.Module):
         """
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, idx: Tensor, need_weights: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        """idx (B, T) token ids -> logits (B, T, V); with need_weights also (L, B, H, T, T)."""
+    def new_cache(self, rows: int) -> GPTCache:
+        """An empty decoding cache for ``rows`` rows (see ``forward(..., cache=)``)."""
+        H = self.config.n_head
+        D = self.config.n_embd // H
+        device = self.lm_head.weight.device
+        return GPTCache([KVCache.empty(rows, H, D, device=device) for _ in self.transformer.h])
+
+    def forward(
+        self, idx: Tensor, need_weights: bool = False, cache: GPTCache | None = None
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """idx (B, T) token ids -> logits (B, T, V); with need_weights also (L, B, H, T, T).
+
+        Incremental decoding: with ``cache`` (holding the K/V of the S tokens fed before, see
+        :meth:`new_cache`) ``idx`` holds the next T tokens, placed at positions S .. S + T - 1;
+        their K/V are appended to the cache and the logits are those of the last T positions of
+        a forward over all S + T tokens. S + T must fit ``block_size``.
+        """
         T = idx.size(1)
-        check_length(T, self.config.block_size)
-        pos = torch.arange(T, dtype=torch.long, device=idx.device)  # (T,)
+        start = 0 if cache is None else cache.length
+        check_length(start + T, self.config.block_size)
+        pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)  # (T,)
         x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C)
         x = self.transformer.drop(x)
         weights: list[Tensor] = []
-        for block in self.transformer.h:
-            x, w = block(x, need_weights)
+        layer_caches = [None] * len(self.transformer.h) if cache is None else cache.layers
+        for block, layer_cache in zip(self.transformer.h, layer_caches):
+            x, w = block(x, need_weights, layer_cache)
             if need_weights:
                 weights.append(w)
         logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, V)
         if need_weights:
             return logits, torch.stack(weights)
         return logits
+
+
+@dataclass
+class GPTCache:
+    """Per block, the keys and values (N, H, T, D) of the T tokens fed so far (a :class:`KVCache`).
+
+    Learned absolute positions cannot slide: a cache holds at most ``block_size`` positions, and
+    the stepper re-prefills the last ``block_size`` tokens once a window would exceed it.
+    """
+
+    layers: list[KVCache]
+
+    @property
+    def length(self) -> int:
+        """Positions fed so far."""
+        return self.layers[0].length
+
+    @property
+    def rows(self) -> int:
+        return self.layers[0].rows
+
+    def index_select(self, index: Tensor) -> GPTCache:
+        """A cache whose row i is this cache's row ``index[i]`` (beam reordering, expansion)."""
+        return GPTCache([kv.index_select(index) for kv in self.layers])
 
 
 SPEC = ModelSpec(

@@ -77,6 +77,73 @@ class DecoderOutput:
     cross_attn: Tensor | None = None  # (L, B, H, T, S) when need_weights
 
 
+# --------------------------------------------------------------------------- KV cache
+
+
+@dataclass
+class KVCache:
+    """Keys and values of one attention layer, kept between decoding steps (incremental decoding).
+
+    ``k`` and ``v`` are (N, H, capacity, D) buffers whose first ``length`` positions hold the keys
+    and values of the tokens fed so far. :meth:`append` writes new positions in place and doubles
+    the capacity when full, so feeding one token costs no copy of the whole cache (amortised).
+    A cross-attention cache is built full with :meth:`of` and never appended to.
+    """
+
+    k: Tensor  # (N, H, capacity, D)
+    v: Tensor  # (N, H, capacity, D)
+    length: int = 0
+
+    @classmethod
+    def empty(cls, rows: int, n_head: int, head_dim: int, *, device: torch.device | None = None,
+              dtype: torch.dtype | None = None) -> KVCache:
+        """A cache of ``rows`` rows and no position yet (the first append sizes the buffers)."""
+        k = torch.empty(rows, n_head, 0, head_dim, device=device, dtype=dtype)  # (N, H, 0, D)
+        return cls(k, k.clone(), 0)
+
+    @classmethod
+    def of(cls, k: Tensor, v: Tensor) -> KVCache:
+        """A full cache holding ``k``, ``v`` (N, H, S, D), e.g. a projected encoder memory."""
+        return cls(k, v, k.size(2))
+
+    @property
+    def rows(self) -> int:
+        return self.k.size(0)
+
+    def keys_values(self) -> tuple[Tensor, Tensor]:
+        """The filled part: k, v (N, H, length, D) (views, no copy)."""
+        return self.k[:, :, : self.length], self.v[:, :, : self.length]
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Add k, v (N, H, t, D) after the cached positions -> all keys, values (N, H, length, D)."""
+        end = self.length + k.size(2)
+        if end > self.k.size(2) or self.k.dtype != k.dtype:
+            capacity = max(end, 2 * self.k.size(2), 16)
+            self.k = _regrow(self.k, self.length, capacity, k)
+            self.v = _regrow(self.v, self.length, capacity, v)
+        self.k[:, :, self.length : end] = k
+        self.v[:, :, self.length : end] = v
+        self.length = end
+        return self.keys_values()
+
+    def cleared(self) -> KVCache:
+        """A new cache of the same rows, heads and dtype with no position (fresh buffers)."""
+        N, H, _, D = self.k.shape
+        return KVCache.empty(N, H, D, device=self.k.device, dtype=self.k.dtype)
+
+    def index_select(self, index: Tensor) -> KVCache:
+        """A new cache whose row i is this cache's row ``index[i]`` (beam reordering, expansion)."""
+        return KVCache(self.k.index_select(0, index), self.v.index_select(0, index), self.length)
+
+
+def _regrow(buffer: Tensor, length: int, capacity: int, like: Tensor) -> Tensor:
+    """A (N, H, capacity, D) buffer of ``like``'s dtype holding ``buffer``'s first ``length``."""
+    N, H, _, D = buffer.shape
+    out = like.new_empty(N, H, capacity, D)
+    out[:, :, :length] = buffer[:, :, :length]
+    return out
+
+
 # --------------------------------------------------------------------------- masks
 
 
@@ -132,6 +199,14 @@ class MultiHeadAttention(nn.Module):
         self.kv_proj = nn.Linear(n_embd, 2 * n_embd, bias=bias)  # W^K and W^V for all heads
         self.out_proj = nn.Linear(n_embd, n_embd, bias=bias)  # W^O
 
+    def project_kv(self, source: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values of ``source`` (B, S, C) -> k, v (B, H, S, hs) each."""
+        B, S, C = source.shape
+        k, v = self.kv_proj(source).split(C, dim=2)  # (B, S, C) each
+        k = k.view(B, S, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, S, hs)
+        v = v.view(B, S, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, S, hs)
+        return k, v
+
     def forward(
         self,
         x: Tensor,
@@ -140,21 +215,28 @@ class MultiHeadAttention(nn.Module):
         mask: Tensor | None = None,
         causal: bool = False,
         need_weights: bool = False,
+        cache: KVCache | None = None,
+        memory_kv: KVCache | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Attend from ``x`` (B, T, C) to ``memory`` (B, S, C), or to ``x`` itself if None.
 
         ``mask`` is a boolean (B|1, 1, T|1, S) mask from :func:`attention_mask` (True = may
-        attend) and already carries any causality; ``causal`` is used only when ``mask`` is None.
+        attend) and already carries any causality; ``causal`` is used only when ``mask`` is None
+        (queries are then the last T of the S key positions).
+        Incremental decoding: with ``cache`` (self-attention) the keys and values of ``x`` are
+        appended to it and the queries attend to every cached position; with ``memory_kv``
+        (cross-attention) the keys and values are the ones projected once from the memory.
         Returns the output (B, T, C) and, when ``need_weights``, the weights (B, H, T, S).
         """
         B, T, C = x.shape
-        source = x if memory is None else memory
-        S = source.size(1)
-        hs = C // self.n_head
-        q = self.q_proj(x).view(B, T, self.n_head, hs).transpose(1, 2)  # (B, H, T, hs)
-        k, v = self.kv_proj(source).split(C, dim=2)  # (B, S, C) each
-        k = k.view(B, S, self.n_head, hs).transpose(1, 2)  # (B, H, S, hs)
-        v = v.view(B, S, self.n_head, hs).transpose(1, 2)  # (B, H, S, hs)
+        q = self.q_proj(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, hs)
+        if memory_kv is not None:
+            k, v = memory_kv.keys_values()  # (B, H, S, hs)
+        else:
+            k, v = self.project_kv(x if memory is None else memory)  # (B, H, S, hs)
+            if cache is not None:
+                k, v = cache.append(k, v)  # (B, H, S_cached + T, hs)
+        S = k.size(2)
         dropout_p = self.dropout if self.training else 0.0
         weights = None
         if need_weights:
@@ -163,7 +245,7 @@ class MultiHeadAttention(nn.Module):
             y, weights = _explicit_attention(q, k, v, mask, dropout_p)
         else:
             is_causal = mask is None and causal and T == S
-            if mask is None and causal and not is_causal:
+            if mask is None and causal and not is_causal and T > 1:  # one query sees every key
                 mask = attention_mask(T, S, causal=True, device=x.device)
             y = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal
@@ -204,8 +286,9 @@ class SinusoidalPositions(nn.Module):
         pe[:, 1::2] = torch.cos(position * freq)[:, : n_embd // 2]
         self.register_buffer("pe", pe, persistent=False)
 
-    def forward(self, length: int) -> Tensor:
-        return self.pe[:length]  # (T, C)
+    def forward(self, length: int, start: int = 0) -> Tensor:
+        """Encodings of positions ``start .. start + length - 1`` -> (T, C)."""
+        return self.pe[start : start + length]  # (T, C)
 
 
 class LearnedPositions(nn.Module):
@@ -216,8 +299,9 @@ class LearnedPositions(nn.Module):
         self.weight = nn.Parameter(torch.zeros(block_size, n_embd))
         nn.init.normal_(self.weight, std=n_embd**-0.5)
 
-    def forward(self, length: int) -> Tensor:
-        return self.weight[:length]  # (T, C)
+    def forward(self, length: int, start: int = 0) -> Tensor:
+        """Embeddings of positions ``start .. start + length - 1`` -> (T, C)."""
+        return self.weight[start : start + length]  # (T, C)
 
 
 POSITIONAL_KINDS = ("sinusoidal", "learned")

@@ -28,6 +28,7 @@ from textgen_core.models.layers import (
     POSITIONAL_KINDS,
     DecoderOutput,
     FeedForward,
+    KVCache,
     MultiHeadAttention,
     attention_mask,
     check_length,
@@ -175,16 +176,26 @@ class DecoderLayer(nn.Module):
     def forward(
         self,
         x: Tensor,
-        memory: Tensor,
+        memory: Tensor | None,
         self_mask: Tensor | None,
         cross_mask: Tensor | None,
         need_weights: bool = False,
+        *,
+        self_cache: KVCache | None = None,
+        memory_kv: KVCache | None = None,
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """x (B, T, C), memory (B, S, C) -> x (B, T, C), weights (B, H, T, T) and (B, H, T, S)."""
-        a, self_w = self.self_attn(self.sub_self.inp(x), mask=self_mask, need_weights=need_weights)
+        """x (B, T, C), memory (B, S, C) -> x (B, T, C), weights (B, H, T, T) and (B, H, T, S).
+
+        Incremental decoding passes ``self_cache`` (this layer's growing self-attention K/V) and
+        ``memory_kv`` (the memory's K/V, projected once) instead of ``memory``.
+        """
+        a, self_w = self.self_attn(
+            self.sub_self.inp(x), mask=self_mask, need_weights=need_weights, cache=self_cache
+        )
         x = self.sub_self.out(x, a)
         a, cross_w = self.cross_attn(
-            self.sub_cross.inp(x), memory, mask=cross_mask, need_weights=need_weights
+            self.sub_cross.inp(x), memory, mask=cross_mask, need_weights=need_weights,
+            memory_kv=memory_kv,
         )
         x = self.sub_cross.out(x, a)
         x = self.sub_ffn.out(x, self.ffn(self.sub_ffn.inp(x)))
@@ -235,9 +246,10 @@ class Transformer(nn.Module):
         """Every trainable number, counting tied/shared matrices once (positions included)."""
         return sum(p.numel() for p in self.parameters())
 
-    def _embed(self, tokens: Tensor, tok_emb: nn.Embedding, pos: nn.Module) -> Tensor:
-        check_length(tokens.size(1), self.config.block_size)
-        x = tok_emb(tokens) * self.embed_scale + pos(tokens.size(1))  # (B, T, C)
+    def _embed(self, tokens: Tensor, tok_emb: nn.Embedding, pos: nn.Module, start: int = 0) -> Tensor:
+        """tokens (B, T) at positions start .. start + T - 1 -> embedded (B, T, C)."""
+        check_length(start + tokens.size(1), self.config.block_size)
+        x = tok_emb(tokens) * self.embed_scale + pos(tokens.size(1), start)  # (B, T, C)
         return self.drop(x)
 
     def encode(self, src: Tensor) -> Tensor:
@@ -279,6 +291,75 @@ class Transformer(nn.Module):
     def forward(self, src: Tensor, tgt_in: Tensor) -> Tensor:
         """src (B, S), tgt_in (B, T) (shifted right, starting with BOS) -> logits (B, T, V_tgt)."""
         return self.decode(self.encode(src), src, tgt_in).logits
+
+    # ----------------------------------------------------------------------- incremental decoding
+
+    def start_decoding(self, memory: Tensor, src: Tensor) -> TransformerCache:
+        """A decoding cache for memory (B, S, C) of src (B, S): every decoder layer's
+        cross-attention keys and values are projected here, once per source."""
+        B, S = src.shape
+        H, D = self.config.n_head, self.config.n_embd // self.config.n_head
+        cross = [KVCache.of(*layer.cross_attn.project_kv(memory)) for layer in self.decoder_layers]
+        return TransformerCache(
+            self_kv=[KVCache.empty(B, H, D, device=memory.device) for _ in self.decoder_layers],
+            cross_kv=cross,  # (B, H, S, D) per layer
+            cross_mask=attention_mask(1, S, key_padding_mask=src == self.config.pad_id),  # (B, 1, 1, S)
+            tgt_pad=torch.zeros(B, 0, dtype=torch.bool, device=src.device),
+        )
+
+    def decode_cached(self, tgt_new: Tensor, cache: TransformerCache) -> Tensor:
+        """Feed tgt_new (N, t), the output tokens after the ``cache.length`` already fed ->
+        logits (N, t, V_tgt), equal to the last t positions of :meth:`decode` over the whole
+        prefix. The cache grows by t positions; the new tokens sit at their absolute positions."""
+        start, t = cache.length, tgt_new.size(1)
+        cache.tgt_pad = torch.cat([cache.tgt_pad, tgt_new == self.config.pad_id], dim=1)  # (N, start+t)
+        self_mask = attention_mask(
+            t, start + t, key_padding_mask=cache.tgt_pad, causal=True, device=tgt_new.device
+        )  # (N, 1, t, start + t)
+        x = self._embed(tgt_new, self.tgt_tok_emb, self.tgt_pos, start)  # (N, t, C)
+        for layer, self_kv, cross_kv in zip(self.decoder_layers, cache.self_kv, cache.cross_kv):
+            x, _, _ = layer(x, None, self_mask, cache.cross_mask, self_cache=self_kv, memory_kv=cross_kv)
+        return self.lm_head(self.decoder_norm(x))  # (N, t, V_tgt)
+
+
+@dataclass
+class TransformerCache:
+    """The decoder's state between steps of incremental decoding (see :meth:`Transformer.start_decoding`).
+
+    Per decoder layer, the self-attention K/V of the output fed so far (growing, (N, H, T, D)) and
+    the cross-attention K/V of the encoder memory (fixed, (N, H, S, D)); the masks that go with
+    them. :meth:`index_select` reorders, repeats or drops rows for beam search.
+    """
+
+    self_kv: list[KVCache]
+    cross_kv: list[KVCache]
+    cross_mask: Tensor | None  # (N, 1, 1, S), True = may attend (source padding)
+    tgt_pad: Tensor  # (N, T) bool, True where a fed output token is pad (masked as a key)
+
+    @property
+    def length(self) -> int:
+        """Output positions fed so far."""
+        return self.tgt_pad.size(1)
+
+    @property
+    def rows(self) -> int:
+        return self.tgt_pad.size(0)
+
+    def index_select(self, index: Tensor) -> TransformerCache:
+        """A cache whose row i is this cache's row ``index[i]``."""
+        return TransformerCache(
+            self_kv=[kv.index_select(index) for kv in self.self_kv],
+            cross_kv=[kv.index_select(index) for kv in self.cross_kv],
+            cross_mask=None if self.cross_mask is None else self.cross_mask.index_select(0, index),
+            tgt_pad=self.tgt_pad.index_select(0, index),
+        )
+
+    def restart(self) -> TransformerCache:
+        """The same rows with no output fed yet (the cross-attention K/V are kept)."""
+        return TransformerCache(
+            self_kv=[kv.cleared() for kv in self.self_kv],
+            cross_kv=self.cross_kv, cross_mask=self.cross_mask, tgt_pad=self.tgt_pad[:, :0],
+        )
 
 
 SPEC = ModelSpec(
