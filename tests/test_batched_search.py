@@ -94,7 +94,7 @@ def test_a_forced_prefix_is_taken_and_the_rest_continues_from_it(model):
             prefix = torch.cat([prefix, torch.tensor([[t]])], dim=1)
     for strategy in ("beam", "sample"):
         hyps = generate(stepper(model, [SOURCES[0]]), [BOS], eos_id=EOS, banned_ids=(PAD, BOS),
-                        config=DecodeConfig(strategy=strategy, n_best=2, beam_size=3, seed=1),
+                        config=DecodeConfig(strategy=strategy, n_best=2, beam_size=3, seed=1, max_tokens=8),
                         forced_prefix=[second, 7])
         assert all(h.ids[:2] == (second, 7) for h in hyps), strategy
 
