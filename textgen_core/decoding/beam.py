@@ -142,13 +142,17 @@ def _top_candidates(search: _Search, logp: Tensor) -> tuple[list, list, list]:
     """Each live input's 2K best (total score, flat index into K x V, token log-prob), best first,
     from one ``topk`` over a padded (inputs, K x V) table (-inf where an input has < K beams)."""
     k, vocab, n_in = search.k, logp.size(-1), len(search.live)
-    slots = [i * k + j for i, b in enumerate(search.live) for j in range(len(search.beams[b]))]
-    slots_t = torch.tensor(slots, dtype=torch.long, device=logp.device)
-    table = torch.full((n_in * k, vocab), -math.inf, dtype=logp.dtype, device=logp.device)
-    table[slots_t] = logp                                                       # (B'*K, V)
-    base = torch.full((n_in * k, 1), -math.inf, dtype=logp.dtype, device=logp.device)
-    scores = [d.score for b in search.live for d in search.beams[b]]
-    base[slots_t, 0] = torch.tensor(scores, dtype=logp.dtype, device=logp.device)
+    scores = torch.tensor([d.score for b in search.live for d in search.beams[b]], dtype=logp.dtype,
+                          device=logp.device)
+    if logp.size(0) == n_in * k:                  # every input has K beams: no padding needed
+        table, base = logp, scores[:, None]                                     # (B'*K, V), (B'*K, 1)
+    else:
+        slots = [i * k + j for i, b in enumerate(search.live) for j in range(len(search.beams[b]))]
+        slots_t = torch.tensor(slots, dtype=torch.long, device=logp.device)
+        table = torch.full((n_in * k, vocab), -math.inf, dtype=logp.dtype, device=logp.device)
+        table[slots_t] = logp                                                   # (B'*K, V)
+        base = torch.full((n_in * k, 1), -math.inf, dtype=logp.dtype, device=logp.device)
+        base[slots_t, 0] = scores
     total = (base + table).view(n_in, k * vocab)                                # (B', K*V)
     values, flats = _stable_top(total, min(2 * k, k * vocab))                  # (B', 2K)
     cand_lp = table.view(n_in, k * vocab).gather(1, flats)                      # (B', 2K)
@@ -156,20 +160,22 @@ def _top_candidates(search: _Search, logp: Tensor) -> tuple[list, list, list]:
 
 
 def _stable_top(total: Tensor, width: int) -> tuple[Tensor, Tensor]:
-    """``topk`` whose ties go to the lower (beam, token), as ``argmax`` and a stable sort do: rows
-    where more entries tie at the cut than it took are redone with a stable sort (rare: it needs
-    exactly equal scores)."""
-    values, flats = total.topk(width, dim=-1)                                   # (B', W)
-    cut = values[:, -1:]
-    tied = (total == cut).sum(dim=-1) > (values == cut).sum(dim=-1)             # (B',)
-    if width < total.size(-1) and bool(tied.any()):
-        rows = tied.nonzero().flatten()
-        v, f = total[rows].sort(dim=-1, descending=True, stable=True)
-        values, flats = values.clone(), flats.clone()
-        values[rows], flats[rows] = v[:, :width], f[:, :width]
+    """``topk`` whose ties go to the lower (beam, token), as ``argmax`` and a stable sort do. A tie
+    across the cut shows as the next value equal to the last one taken; such rows (rare: it needs
+    exactly equal finite scores) are redone with a stable sort."""
+    more = min(width + 1, total.size(-1))
+    values, flats = total.topk(more, dim=-1)                                    # (B', W+1)
+    if more > width:
+        cut, after = values[:, width - 1], values[:, width]
+        tied = (cut == after) & torch.isfinite(cut)                             # (B',)
+        values, flats = values[:, :width], flats[:, :width]
+        if bool(tied.any()):
+            rows = tied.nonzero().flatten()
+            v, f = total[rows].sort(dim=-1, descending=True, stable=True)
+            values, flats = values.clone(), flats.clone()
+            values[rows], flats[rows] = v[:, :width], f[:, :width]
     order = torch.argsort(flats, dim=-1)                     # by index, then stably by value
-    flats = flats.gather(1, order)
-    values = values.gather(1, order)
+    flats, values = flats.gather(1, order), values.gather(1, order)
     by_value = torch.sort(values, dim=-1, descending=True, stable=True).indices
     return values.gather(1, by_value), flats.gather(1, by_value)
 

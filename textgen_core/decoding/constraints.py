@@ -21,12 +21,23 @@ the length itself is forced by the search (``generate(forced_length=...)``).
 
 from __future__ import annotations
 
+import functools
 import math
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor
+
+
+@functools.lru_cache(maxsize=512)
+def _index_cached(ids: tuple[int, ...], device: torch.device) -> Tensor:
+    return torch.tensor(ids, dtype=torch.long, device=device)
+
+
+def _index(ids: Sequence[int], device: torch.device) -> Tensor:
+    """``ids`` as a long tensor on ``device``, made once (the rules run at every step of every row)."""
+    return _index_cached(tuple(ids), device)
 
 
 def punctuation_ids(pieces: Iterable[str]) -> list[int]:
@@ -72,7 +83,7 @@ class CoupletPunctuation:
             out = torch.full_like(scores, float("-inf"))
             out[:, want] = scores[:, want]
             return out
-        index = torch.tensor(self.punct, device=scores.device)
+        index = _index(self.punct, scores.device)
         if pos in self.punct_at:                                  # an unknown mark: any mark
             out = torch.full_like(scores, float("-inf"))
             return out.index_copy(-1, index, scores.index_select(-1, index))
@@ -122,11 +133,11 @@ class CoupletRepetition:
             return scores
         out = scores
         if self.banned:
-            out = out.index_fill(-1, torch.tensor(self.banned, device=scores.device), float("-inf"))
+            out = out.index_fill(-1, _index(self.banned, scores.device), float("-inf"))
         used = ids[:, self.prefix_len :].to(scores.device)                         # (N, pos)
         if used.numel():
             keep = scores.gather(1, used)         # punctuation may recur: it is not a character
-            is_punct = torch.isin(used, torch.tensor(self.punct, device=used.device, dtype=used.dtype))
+            is_punct = torch.isin(used, _index(self.punct, used.device))
             out = out.scatter(1, used, torch.where(is_punct, keep, torch.full_like(keep, float("-inf"))))
         return out
 
@@ -155,7 +166,7 @@ class CoupletLocks:
             out[:, want] = scores[:, want]
             return out
         if pos < self.length and self.others:
-            return scores.index_fill(-1, torch.tensor(self.others, device=scores.device), -math.inf)
+            return scores.index_fill(-1, _index(self.others, scores.device), -math.inf)
         return scores
 
 
