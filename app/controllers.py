@@ -91,13 +91,21 @@ class TrainingController(QObject):
 
 
 class GenerationController(QObject):
-    """One generation worker per open project, living in its own thread."""
+    """One generation worker per open project, living in its own thread.
+
+    Writes and comparisons run one at a time (``busy``); attention requests queue behind them and
+    never make the controller busy.
+    """
 
     result = Signal(object)
     piece = Signal(str)
+    compared = Signal(object)
+    attention_ready = Signal(int, object)
     failed = Signal(str)
     done = Signal()
-    _request = Signal(str, object, bool)
+    _write = Signal(object)
+    _compare = Signal(object)
+    _attention = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -108,19 +116,27 @@ class GenerationController(QObject):
     def open(self, project_dir: str, device: str = "auto") -> None:
         self.shutdown()
         worker = GenerationWorker(project_dir, device)
-        worker.result.connect(self.result)
-        worker.piece.connect(self.piece)
-        worker.failed.connect(self.failed)
+        for name in ("result", "piece", "compared", "attention_ready", "failed"):
+            getattr(worker, name).connect(getattr(self, name))
         worker.done.connect(self._done)
-        self._request.connect(worker.generate)
+        self._write.connect(worker.generate)
+        self._compare.connect(worker.compare)
+        self._attention.connect(worker.attention)
         self.worker = worker
         self.thread = start_in_thread(worker, entry=None)
 
-    def generate(self, text: str, config: Any, stream: bool = False) -> None:
-        if self.worker is None or self.busy:
-            return
-        self.busy = True
-        self._request.emit(text, config, stream)
+    def generate(self, request: Any) -> bool:
+        """Write for a :class:`~app.write_request.WriteRequest`; False when busy or closed."""
+        return self._start(self._write, request)
+
+    def compare(self, request: Any) -> bool:
+        """Write a :class:`~app.write_request.CompareRequest`; False when busy or closed."""
+        return self._start(self._compare, request)
+
+    def attention(self, request: Any) -> None:
+        """Ask for one hypothesis's attention; :attr:`attention_ready` answers with its key."""
+        if self.worker is not None:
+            self._attention.emit(request)
 
     def request_stop(self) -> None:
         if self.worker is not None:
@@ -130,11 +146,19 @@ class GenerationController(QObject):
         if self.thread is None:
             return
         self.request_stop()
-        self._request.disconnect()
+        for signal in (self._write, self._compare, self._attention):
+            signal.disconnect()
         self.thread.quit()
         self.thread.wait(30_000)
         self.thread.deleteLater()
         self.thread, self.worker, self.busy = None, None, False
+
+    def _start(self, signal: Any, request: Any) -> bool:
+        if self.worker is None or self.busy:
+            return False
+        self.busy = True
+        signal.emit(request)
+        return True
 
     def _done(self) -> None:
         self.busy = False

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 NOT_TRAINED = "This project has no trained model yet: press Start in the Training panel first."
+STILL_WRITING = "The model is still writing; try again when it has finished."
 NOT_TRAINED_RUNNING = ("Training has not saved a model yet; it does at its first evaluation. "
                        "Write again after that.")
 
@@ -49,11 +50,14 @@ def connect_panels(win: StudioWindow) -> None:
     win.training.failed.connect(lambda message: on_training_failed(win, message))
 
     write = p["write"]
-    write.generate_requested.connect(lambda text, config, mode: request_generation(win, text, config,
-                                                                                   mode))
+    write.generate_requested.connect(lambda request: request_generation(win, request))
+    write.compare_requested.connect(lambda request: request_comparison(win, request))
+    write.hypothesis_selected.connect(lambda selection: show_hypothesis_attention(win, selection))
     write.stop_requested.connect(win.generation.request_stop)
     win.generation.piece.connect(write.append_stream)
     win.generation.result.connect(lambda result: on_generation_result(win, result))
+    win.generation.compared.connect(write.show_comparison)
+    win.generation.attention_ready.connect(lambda key, found: on_attention_ready(win, key, found))
     win.generation.failed.connect(lambda message: on_generation_failed(win, message))
     win.generation.done.connect(lambda: write.set_busy(False))
 
@@ -153,19 +157,62 @@ def on_training_failed(win: StudioWindow, message: str) -> None:
 
 
 # ---------------------------------------------------------------------- writing
-def request_generation(win: StudioWindow, text: str, config: Any, mode: str) -> None:
+def _can_write(win: StudioWindow) -> bool:
+    """A project with a trained model is open; otherwise the Write panel says why not."""
     if win.project is None:
-        return
+        return False
     if not any(win.project.checkpoint_path(which).is_file() for which in ("best", "last")):
         win.panels["write"].show_error(NOT_TRAINED_RUNNING if win.training.running else NOT_TRAINED)
-        return
-    win.panels["write"].set_busy(True)
-    win.generation.generate(text, config, stream=mode == "continuation")
+        return False
+    return True
+
+
+def request_generation(win: StudioWindow, request: Any) -> None:
+    """The Write panel's :class:`~app.write_request.WriteRequest` (a write or a branch)."""
+    if _can_write(win):
+        _started(win, win.generation.generate(request))
+
+
+def request_comparison(win: StudioWindow, request: Any) -> None:
+    """The Write panel's Compare: the same input with greedy, beam search and sampling."""
+    if _can_write(win):
+        _started(win, win.generation.compare(request))
+
+
+def _started(win: StudioWindow, started: bool) -> None:
+    if started:
+        win.panels["write"].set_busy(True)
+    else:
+        win.panels["write"].show_error(STILL_WRITING)
 
 
 def on_generation_result(win: StudioWindow, result: Any) -> None:
+    """Show a result; the Write panel then selects its best hypothesis, whose attention the
+    Attention panel shows (:func:`show_hypothesis_attention`)."""
     win.panels["write"].show_result(result)
-    win.panels["attention"].show_attention(result.attention, result.no_attention)
+
+
+def show_hypothesis_attention(win: StudioWindow, selection: Any) -> None:
+    """The Attention panel follows the hypothesis the Write panel shows: the first one's attention
+    came with the result; any other's is computed in the worker thread."""
+    from app.write_request import AttentionRequest
+
+    result, index = selection.result, selection.index
+    panel = win.panels["attention"]
+    if result.no_attention:                         # a model without attention: say so
+        panel.show_attention(None, result.no_attention)
+    elif index == 0 and result.attention is not None:
+        panel.show_attention(result.attention)
+    else:
+        win.generation.attention(AttentionRequest(selection.key, list(result.prompt_ids),
+                                                  list(selection.candidate.ids)))
+
+
+def on_attention_ready(win: StudioWindow, key: int, attention: Any) -> None:
+    """A hypothesis's attention arrived; shown if that hypothesis is still the one selected."""
+    selection = win.panels["write"].selection()
+    if selection is not None and selection.key == key:
+        win.panels["attention"].show_attention(attention)
 
 
 def on_generation_failed(win: StudioWindow, message: str) -> None:

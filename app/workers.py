@@ -13,11 +13,14 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 from app import heap
+from app.stream_text import StreamDecoder
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +96,16 @@ class TrainingWorker(QObject):
 
 
 class GenerationWorker(QObject):
-    """Loads the project's model once and writes with it on request."""
+    """Loads the project's model once and writes with it on request (see :mod:`app.write_request`).
+
+    Streamed tokens are turned into text one token at a time (:class:`app.stream_text.StreamDecoder`);
+    the result that follows carries the final text, which the panel shows in place of the stream.
+    """
 
     result = Signal(object)          # textgen_core.generation.GenerationResult (numpy, no tensors)
-    piece = Signal(str)              # streamed text of continuation, as it comes
+    piece = Signal(str)              # streamed text, as it comes
+    compared = Signal(object)        # list[CompareRow]
+    attention_ready = Signal(int, object)   # (AttentionRequest.key, Attention or None)
     failed = Signal(str)
     done = Signal()
 
@@ -110,32 +119,75 @@ class GenerationWorker(QObject):
     def request_stop(self) -> None:
         self._stop.set()
 
-    @Slot(str, object, bool)
-    def generate(self, text: str, config: Any, stream: bool) -> None:
+    @Slot(object)
+    def generate(self, request: Any) -> None:
+        """Write for a :class:`~app.write_request.WriteRequest`; streams when ``request.stream``."""
         self._stop.clear()
-        try:
-            from textgen_core.errors import TextGenError
-
+        with self._reporting("generation"):
             gen = self._load()
-            emitted = {"text": ""}
-            ids: list[int] = []
+            decoder = StreamDecoder(gen.tgt_tok)
 
             def on_token(token: int) -> bool:
-                ids.append(token)
-                decoded = gen.tgt_tok.decode(ids)
-                if decoded.startswith(emitted["text"]):
-                    self.piece.emit(decoded[len(emitted["text"]):])
-                    emitted["text"] = decoded
+                if added := decoder.push(token):
+                    self.piece.emit(added)
                 return not self._stop.is_set()
 
-            result = gen.generate(text, config, with_attention=True,
-                                  on_token=on_token if stream else None)
+            result = gen.generate(request.text, request.config, with_attention=True,
+                                  on_token=on_token if request.stream else None,
+                                  locks=request.locks or None, forced_prefix=request.forced_prefix)
+            if rest := decoder.finish():
+                self.piece.emit(rest)
             self.result.emit(result)
+
+    @Slot(object)
+    def compare(self, request: Any) -> None:
+        """Write a :class:`~app.write_request.CompareRequest`'s input with each of its settings in
+        turn; one settings' error (a sampling run that ends empty...) stays in its row."""
+        from app.write_request import CompareRow
+        from textgen_core.errors import TextGenError
+
+        self._stop.clear()
+        with self._reporting("comparison"):
+            gen = self._load()
+            rows = []
+            for label, config in request.runs:
+                if self._stop.is_set():
+                    break
+                try:
+                    result = gen.generate(request.text, config, locks=request.locks or None)
+                    rows.append(CompareRow(label, config, result))
+                except TextGenError as exc:
+                    if not rows:          # the input itself is refused: say so once, as a write does
+                        raise
+                    rows.append(CompareRow(label, config, error=str(exc)))
+            self.compared.emit(rows)
+
+    @Slot(object)
+    def attention(self, request: Any) -> None:
+        """The attention of one hypothesis (:class:`~app.write_request.AttentionRequest`)."""
+        import torch
+
+        try:
+            gen = self._generator or self._load()     # the model that wrote the hypothesis
+            with torch.inference_mode():
+                found = gen.attention(list(request.prompt_ids), list(request.ids))
+        except Exception as exc:             # the heatmap is a view: a failure is logged, not shown
+            log.error("attention failed: %s\n%s", exc, traceback.format_exc())
+            found = None
+        self.attention_ready.emit(request.key, found)
+
+    @contextmanager
+    def _reporting(self, what: str) -> Iterator[None]:
+        """Errors become :attr:`failed` (a one-line message); :attr:`done` always follows."""
+        from textgen_core.errors import TextGenError
+
+        try:
+            yield
         except TextGenError as exc:
             self.failed.emit(str(exc))
         except Exception as exc:
-            log.error("generation crashed:\n%s", traceback.format_exc())
-            self.failed.emit(f"generation crashed: {type(exc).__name__}: {exc}")
+            log.error("%s crashed:\n%s", what, traceback.format_exc())
+            self.failed.emit(f"{what} crashed: {type(exc).__name__}: {exc}")
         finally:
             self.done.emit()
 
