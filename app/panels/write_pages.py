@@ -49,13 +49,12 @@ class CoupletPage(QWidget):
     def __init__(self, write: Action, compare: Action, select: Callable[[int], None]) -> None:
         super().__init__()
         self.first_line = QLineEdit()
-        self.first_line.setPlaceholderText("e.g. 春风得意花铺路")    # fits a narrow panel
+        self.first_line.setPlaceholderText("First line, e.g. 春风得意花铺路")
         self.first_line.setToolTip("The first line of the couplet (上联); Enter writes the second")
         self.first_line.returnPressed.connect(write)
         self.write_button = button("Write", "Write the second line (Enter)", write)
         self.compare_button = button("Compare", COMPARE_TIP, compare)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("First line"))
+        row = QHBoxLayout()                # no label: the field keeps its room in a narrow panel
         row.addWidget(self.first_line, 1)
         row.addWidget(self.write_button)
         row.addWidget(self.compare_button)
