@@ -280,6 +280,7 @@ class Generator:
     def _why_no_attention(self) -> str | None:
         return None if self.spec.has_attention else f"{self.spec.name} has no attention to show"
 
+    @torch.inference_mode()
     def attention(self, prompt_ids: list[int], output_ids: list[int]) -> Attention | None:
         """Attention weights of one produced output (all layers and heads); None for a model
         without attention (its spec has no ``attention``)."""

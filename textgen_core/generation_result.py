@@ -37,7 +37,9 @@ class Candidate:
     finished: bool
     passages: tuple[str, ...] = ()   # a story written passage by passage: each passage's text
     token_logprobs: list[float] = field(default_factory=list)      # one per id
-    alternatives: list[list[Alternative]] = field(default_factory=list)   # per id, most likely first
+    # per id, the step's most likely tokens, most likely first (a sampled or beam token may be
+    # outside them)
+    alternatives: list[list[Alternative]] = field(default_factory=list)
     tone: dict[str, Any] | None = None   # couplets: the 平仄 of both lines' last characters
 
     def to_json(self, prompt_ids: list[int]) -> dict[str, Any]:

@@ -305,6 +305,7 @@ class Transformer(nn.Module):
             cross_kv=cross,  # (B, H, S, D) per layer
             cross_mask=attention_mask(1, S, key_padding_mask=src == self.config.pad_id),  # (B, 1, 1, S)
             tgt_pad=torch.zeros(B, 0, dtype=torch.bool, device=src.device),
+            source=torch.arange(B, device=src.device),
         )
 
     def decode_cached(self, tgt_new: Tensor, cache: TransformerCache) -> Tensor:
@@ -335,6 +336,7 @@ class TransformerCache:
     cross_kv: list[KVCache]
     cross_mask: Tensor | None  # (N, 1, 1, S), True = may attend (source padding)
     tgt_pad: Tensor  # (N, T) bool, True where a fed output token is pad (masked as a key)
+    source: Tensor  # (N,) long: which source each row reads (its cross K/V and mask)
 
     @property
     def length(self) -> int:
@@ -346,12 +348,18 @@ class TransformerCache:
         return self.tgt_pad.size(0)
 
     def index_select(self, index: Tensor) -> TransformerCache:
-        """A cache whose row i is this cache's row ``index[i]``."""
+        """A cache whose row i is this cache's row ``index[i]``. The cross-attention K/V are copied
+        only when rows change source: beam search reordering the beams of each input keeps every
+        row on its source, so a step copies the self-attention caches alone."""
+        source = self.source.index_select(0, index)
+        same = torch.equal(source, self.source)
         return TransformerCache(
             self_kv=[kv.index_select(index) for kv in self.self_kv],
-            cross_kv=[kv.index_select(index) for kv in self.cross_kv],
-            cross_mask=None if self.cross_mask is None else self.cross_mask.index_select(0, index),
+            cross_kv=self.cross_kv if same else [kv.index_select(index) for kv in self.cross_kv],
+            cross_mask=self.cross_mask if same or self.cross_mask is None
+            else self.cross_mask.index_select(0, index),
             tgt_pad=self.tgt_pad.index_select(0, index),
+            source=source,
         )
 
     def restart(self) -> TransformerCache:
@@ -359,6 +367,7 @@ class TransformerCache:
         return TransformerCache(
             self_kv=[kv.cleared() for kv in self.self_kv],
             cross_kv=self.cross_kv, cross_mask=self.cross_mask, tgt_pad=self.tgt_pad[:, :0],
+            source=self.source,
         )
 
 
