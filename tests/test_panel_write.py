@@ -174,10 +174,10 @@ def test_controls_enable_per_strategy(qtbot):
     expected = {
         "greedy": {"repetition", "no_repeat"},
         "sample": {"temperature", "top_k", "top_p", "min_p", "repetition", "no_repeat", "n_best", "seed"},
-        "beam": {"repetition", "no_repeat", "beam_size", "length_penalty", "n_best"},
+        "beam": {"repetition", "no_repeat", "beam_size", "length_penalty", "coverage", "n_best"},
     }
     names = ["temperature", "top_k", "top_p", "min_p", "repetition", "no_repeat", "beam_size",
-             "length_penalty", "n_best", "seed"]
+             "length_penalty", "coverage", "n_best", "seed"]
     for strategy, relevant in expected.items():
         with qtbot.waitSignal(controls.changed):
             controls.strategy.setCurrentIndex(controls.strategy.findData(strategy))
@@ -187,7 +187,7 @@ def test_controls_enable_per_strategy(qtbot):
     couplet = controls.couplet
     for widget in (controls.strategy, controls.temperature, controls.top_k, controls.top_p,
                    controls.min_p, controls.repetition, controls.no_repeat, controls.beam_size,
-                   controls.n_best, controls.max_tokens, controls.seed, controls.random_seed,
+                   controls.coverage, controls.n_best, controls.max_tokens, controls.seed, controls.random_seed,
                    controls.alternatives, *couplet.rules.values(), couplet.tone, couplet.locks):
         assert len(widget.toolTip()) > 20
 
@@ -212,6 +212,8 @@ def test_controls_config_is_always_valid(qtbot):
     assert (config.seed, config.no_repeat_ngram, config.min_tokens, config.top_p) == (7, 3, 10, 0.9)
     controls.max_tokens.setValue(4)
     assert controls.config().min_tokens == 4
+    controls.coverage.setValue(0.4)
+    assert controls.config().coverage_penalty == 0.4
     controls.random_seed.setChecked(True)
     assert controls.config().seed is None and not controls.seed.isEnabled()
     controls.set_single_output(True)

@@ -35,13 +35,14 @@ MAX_ALTERNATIVES = 20
 _RELEVANT = {
     "greedy": {"repetition", "no_repeat"},
     "sample": {"temperature", "top_k", "top_p", "min_p", "repetition", "no_repeat", "n_best", "seed"},
-    "beam": {"repetition", "no_repeat", "beam_size", "length_penalty", "n_best"},
+    "beam": {"repetition", "no_repeat", "beam_size", "length_penalty", "coverage", "n_best"},
 }
 _ALWAYS = {"strategy", "max_tokens", "alternatives"}
 _LABELS = {
     "strategy": "Strategy", "temperature": "Temperature", "top_k": "Top-k", "top_p": "Top-p",
     "min_p": "Min-p", "repetition": "Repetition penalty", "no_repeat": "No-repeat n-gram",
-    "beam_size": "Beam size", "length_penalty": "Length penalty", "n_best": "Outputs (n-best)",
+    "beam_size": "Beam size", "length_penalty": "Length penalty", "coverage": "Coverage penalty",
+    "n_best": "Outputs (n-best)",
     "max_tokens": "Max length", "seed": "Seed", "alternatives": "Alternatives",
 }
 
@@ -63,6 +64,9 @@ _TIPS = {
     "beam_size": "Beam search only. How many partial outputs are kept at each step: more is "
                  "slower but finds likelier outputs.",
     "length_penalty": "Beam search only. Above 0 favours longer outputs (GNMT α); 0 = none.",
+    "coverage": "Beam search, models with attention (Transformer, Bahdanau, Luong) only. Above 0 "
+                "favours outputs whose attention covers the whole input (GNMT β), against outputs "
+                "that keep returning to a few input tokens; 0 = none.",
     "n_best": "How many outputs to return: the best beams (at most the beam size) or independent "
               "samples (at most 8). Greedy gives one.",
     "max_tokens": "The most tokens to generate (couplets always get the first line's length).",
@@ -106,7 +110,8 @@ class DecodingControls(QWidget):
 
         self.set_config(DecodeConfig())
         self.strategy.currentIndexChanged.connect(self._on_change)
-        for spin in (self.temperature, self.top_p, self.min_p, self.repetition, self.length_penalty):
+        for spin in (self.temperature, self.top_p, self.min_p, self.repetition, self.length_penalty,
+                     self.coverage):
             spin.valueChanged.connect(self._on_change)
         for spin in (self.top_k, self.no_repeat, self.beam_size, self.n_best, self.max_tokens,
                      self.seed, self.alternatives):
@@ -127,6 +132,8 @@ class DecodingControls(QWidget):
         self.no_repeat = _spin(0, 10, "off")
         self.beam_size = _spin(1, 16)
         self.length_penalty = _double(0.0, 2.0, 0.1, 2)
+        self.coverage = _double(0.0, 2.0, 0.1, 2)
+        self.coverage.setSpecialValueText("off")
         self.n_best = _spin(1, MAX_SAMPLES)
         self.max_tokens = _spin(1, 2048)
         self.seed = _spin(0, MAX_SEED)
@@ -141,7 +148,7 @@ class DecodingControls(QWidget):
             "strategy": self.strategy, "temperature": self.temperature, "top_k": self.top_k,
             "top_p": self.top_p, "min_p": self.min_p, "repetition": self.repetition,
             "no_repeat": self.no_repeat, "beam_size": self.beam_size,
-            "length_penalty": self.length_penalty, "n_best": self.n_best,
+            "length_penalty": self.length_penalty, "coverage": self.coverage, "n_best": self.n_best,
             "max_tokens": self.max_tokens, "seed": seed_row, "alternatives": self.alternatives,
         }
 
@@ -169,6 +176,7 @@ class DecodingControls(QWidget):
             no_repeat_ngram=self.no_repeat.value(),
             beam_size=beam,
             length_penalty=round(self.length_penalty.value(), 4),
+            coverage_penalty=round(self.coverage.value(), 4),
             n_best=n_best,
             max_tokens=max_tokens,
             min_tokens=min(self._base.min_tokens, max_tokens),
@@ -197,6 +205,7 @@ class DecodingControls(QWidget):
                                 (self.no_repeat, config.no_repeat_ngram),
                                 (self.beam_size, config.beam_size),
                                 (self.length_penalty, config.length_penalty),
+                                (self.coverage, config.coverage_penalty),
                                 (self.max_tokens, config.max_tokens),
                                 (self.alternatives, config.alternatives)):
                 spin.setValue(value)
