@@ -13,6 +13,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from app.version import app_version
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     launched = time.perf_counter()
@@ -24,6 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--screenshots", type=Path, metavar="DIR",
                         help="with --self-test: save a screenshot of each stage into DIR")
     parser.add_argument("--steps", type=int, default=40, help="with --self-test: training steps")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {app_version()}")
     args = parser.parse_args(argv)
 
     from app.platform_check import check_before_qt
@@ -34,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.fonts import register_cjk_font
+    from app.icon import app_icon
     from app.logs import setup_logging
     from app.termination import quit_on_termination
     from app.window import MainWindow
@@ -42,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("TextGen Studio")
     app.setOrganizationName("TextGen Studio")
+    app.setApplicationVersion(app_version())
+    app.setDesktopFileName("textgen-studio")        # matches resources/linux/textgen-studio.desktop
+    app.setWindowIcon(app_icon())
     register_cjk_font(app)
     window = MainWindow()
     quit_on_termination(window)         # SIGTERM / logout: stop training, save, exit like a close
@@ -61,5 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    import multiprocessing
+
+    multiprocessing.freeze_support()    # a no-op from source; the frozen app's entry does the same
     logging.basicConfig(level=logging.INFO)
     sys.exit(main())

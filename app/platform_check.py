@@ -66,7 +66,7 @@ def check_before_qt(env: Mapping[str, str] | None = None) -> int | None:
             return None
         extra = [name.strip() for name in env.get(EXTRA_ENV, "").split(",") if name.strip()]
         qt_lib = plugin.parent.parent.parent / "lib"
-        missing = missing_libraries(needed_libraries(plugin) + extra, qt_lib)
+        missing = missing_libraries(needed_libraries(plugin) + extra, qt_lib, bundled_library_dirs())
         if not missing:
             return None
         message = missing_message(missing)
@@ -173,15 +173,27 @@ def elf_needed(path: Path) -> list[str]:
         return names
 
 
-def missing_libraries(names: Iterable[str], qt_lib: Path) -> list[str]:
+def bundled_library_dirs() -> list[Path]:
+    """Where the frozen (PyInstaller) app keeps the libraries it ships: the X libraries the xcb
+    plugin needs (libxcb-cursor, -icccm, -keysyms ...) travel there and are found by the loader
+    before the system's. Empty when running from source."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    if not getattr(sys, "frozen", False) or not bundle:
+        return []
+    return [Path(bundle)]
+
+
+def missing_libraries(names: Iterable[str], qt_lib: Path, bundled: Sequence[Path] = ()) -> list[str]:
     """Those of ``names`` (or the libraries they need) that the dynamic loader cannot find.
 
-    Libraries shipped in Qt's own folder are skipped: the plugin finds them through its RUNPATH. A
-    library that is found but fails to load for another reason is not reported.
+    Libraries shipped in Qt's own folder (or in one of the ``bundled`` folders of a frozen app) are
+    skipped: the plugin finds them through its RUNPATH or the bundle's library path. A library that
+    is found but fails to load for another reason is not reported.
     """
     missing: list[str] = []
+    shipped = [qt_lib, *bundled]
     for name in names:
-        if name in _C_LIBRARY or (qt_lib / name).exists():
+        if name in _C_LIBRARY or any((folder / name).exists() for folder in shipped):
             continue
         try:
             ctypes.CDLL(name, mode=os.RTLD_LAZY | os.RTLD_LOCAL)

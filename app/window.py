@@ -170,8 +170,19 @@ class MainWindow(QMainWindow):
         self._refresh_recent()
 
     def _about(self) -> None:
-        QMessageBox.about(self, "TextGen Studio",
-                          "TextGen Studio — train and write with neural text generators.")
+        """Help ▸ About: version, where the user's data lives, licences of the bundled parts."""
+        from app.about import about_html
+        from app.icon import app_icon
+
+        box = QMessageBox(self)
+        box.setWindowTitle("About TextGen Studio")
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setText(about_html())
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)  # copy a path
+        icon = app_icon()
+        if not icon.isNull():
+            box.setIconPixmap(icon.pixmap(64, 64))
+        box.exec()
 
     # ------------------------------------------------------------------ projects
     def open_project_later(self, folder: Path | None) -> None:
