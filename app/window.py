@@ -178,6 +178,7 @@ class MainWindow(QMainWindow):
         box.setWindowTitle("About TextGen Studio")
         box.setTextFormat(Qt.TextFormat.RichText)
         box.setText(about_html())
+        box.setStyleSheet("QLabel#qt_msgbox_label { min-width: 640px; }")  # a path on one line
         box.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)  # copy a path
         icon = app_icon()
         if not icon.isNull():
