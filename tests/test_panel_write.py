@@ -187,8 +187,9 @@ def test_controls_enable_per_strategy(qtbot):
     couplet = controls.couplet
     for widget in (controls.strategy, controls.temperature, controls.top_k, controls.top_p,
                    controls.min_p, controls.repetition, controls.no_repeat, controls.beam_size,
-                   controls.coverage, controls.n_best, controls.max_tokens, controls.seed, controls.random_seed,
-                   controls.alternatives, *couplet.rules.values(), couplet.tone, couplet.locks):
+                   controls.coverage, controls.n_best, controls.max_tokens, controls.seed,
+                   controls.random_seed, controls.alternatives, *couplet.rules.values(), couplet.tone,
+                   couplet.locks):
         assert len(widget.toolTip()) > 20
 
 
