@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from app import heap
 from app.controllers import GenerationController, TrainingController
 from app.preload import Preloader
-from app.window_actions import connect_panels, load_dropped_files
+from app.window_actions import connect_panels, load_dropped_files, new_project_from_model
 
 log = logging.getLogger(__name__)
 MAX_RECENT = 8
@@ -132,8 +132,12 @@ class MainWindow(QMainWindow):
         menu = self.menuBar().addMenu("&File")
         self._add_action(menu, "&New project from corpus…", QKeySequence.StandardKey.New,
                          self.new_project)
+        self._add_action(menu, "New project from this &model…", None,
+                         lambda: new_project_from_model(self))
         self._add_action(menu, "&Open project…", QKeySequence.StandardKey.Open,
                          self.choose_project)
+        self._add_action(menu, "Open the &sample project (learn how it works)", None,
+                         self.open_sample_project)
         self._add_action(menu, "&Save project", QKeySequence.StandardKey.Save, self.save_project)
         self.recent_menu = menu.addMenu("Open &recent")
         self._refresh_recent()
@@ -201,6 +205,10 @@ class MainWindow(QMainWindow):
 
         return QFileDialog.getExistingDirectory(self, "Open project folder", str(user_projects_dir()))
 
+    def ask_for_corpus_files(self) -> list[str]:
+        """The corpus files of a new project (tests replace it)."""
+        return QFileDialog.getOpenFileNames(self, "Corpus files (one TSV, or first and second lines)")[0]
+
     def ask_for_new_project_folder(self, suggested: Path) -> str:
         """The folder a new project goes into: a save dialog at ``suggested`` (tests replace it)."""
         return QFileDialog.getSaveFileName(self, "New project folder", str(suggested))[0]
@@ -211,11 +219,23 @@ class MainWindow(QMainWindow):
         self.show_panel("dataset")
         self.panels["dataset"].choose_files()
 
+    def open_sample_project(self) -> bool:
+        """The untrained sample couplet project: train it to see how the studio works."""
+        from textgen_core.errors import TextGenError
+        from textgen_core.samples import ensure_sample_project
+
+        try:
+            return self.open_project(ensure_sample_project("couplet").root)
+        except TextGenError as exc:
+            self.error(str(exc))
+            return False
+
     def open_project(self, folder: Path | None) -> bool:
-        """Open ``folder`` (or the bundled sample couplet project); errors become a dialog."""
+        """Open ``folder`` (or the ready-to-write couplet model, else the sample couplet project);
+        errors become a dialog."""
         from textgen_core.errors import TextGenError
         from textgen_core.project import Project
-        from textgen_core.samples import ensure_sample_project
+        from textgen_core.samples import ensure_start_project
 
         self.build_panels()
         if self.training.running:
@@ -223,7 +243,7 @@ class MainWindow(QMainWindow):
             return False
         try:
             self.statusBar().showMessage("Opening project…")
-            project = Project.open(folder) if folder else ensure_sample_project("couplet")
+            project = Project.open(folder) if folder else ensure_start_project("couplet")
             info = project.info()
             runs = {run: project.read_metrics(run) for run in project.run_ids()}
         except TextGenError as exc:

@@ -36,6 +36,8 @@ class StudioWindow(Protocol):
     def save_project(self) -> bool: ...
     def open_project(self, folder: Path | None) -> bool: ...
     def ask_for_new_project_folder(self, suggested: Path) -> str: ...
+    def ask_for_corpus_files(self) -> list[str]: ...
+    def build_panels(self) -> None: ...
 
 
 def connect_panels(win: StudioWindow) -> None:
@@ -252,6 +254,48 @@ def create_project(win: StudioWindow, task: str, paths: list[str], swap: bool) -
     win.open_project(project.root)
 
 
+def new_project_from_model(win: StudioWindow) -> bool:
+    """File ▸ New project from this model: the open project's tokenizer and weights, the user's
+    corpus; the new project opens ready to fine-tune (see textgen_core.project_from)."""
+    from textgen_core.errors import TextGenError
+    from textgen_core.project_from import base_checkpoint, create_from
+
+    win.build_panels()
+    base = win.project
+    if base is None:
+        win.error("Open a trained project first: its model is where the new project starts.")
+        return False
+    if win.training.running:
+        win.error("Stop training before starting a project from this model.")
+        return False
+    try:
+        base_checkpoint(base)
+    except TextGenError as exc:
+        win.error(f"{exc}. Train it in the Training panel, or open a trained project.")
+        return False
+    paths = win.ask_for_corpus_files()
+    if not paths:
+        return False
+    folder = win.ask_for_new_project_folder(suggested_project_folder(f"{base.config.name}-tuned"))
+    if not folder:
+        return False
+    try:
+        win.statusBar().showMessage(f"Creating a project from the model of {base.config.name}…")
+        project, report = create_from(folder, base.root, paths[:2])
+    except TextGenError as exc:
+        win.error(str(exc))
+        return False
+    if not win.open_project(project.root):
+        return False
+    message = (f"{project.root.name} starts from the model of {base.config.name}: press Start in the "
+               f"Training panel to fine-tune it on your corpus. {report.message().capitalize()}.")
+    win.statusBar().showMessage(message)
+    box = QMessageBox(QMessageBox.Icon.Information, "New project from this model", message,
+                      parent=win.window())
+    box.open()                      # not modal: the studio stays usable
+    return True
+
+
 def new_project_model(win: StudioWindow, task: str) -> tuple[str | None, list[str]]:
     """The architecture and settings of a new ``task`` project: the Model panel's when it shows an
     architecture for that task (the open project's, or one the user picked), else the task's
@@ -265,15 +309,15 @@ def new_project_model(win: StudioWindow, task: str) -> tuple[str | None, list[st
     return name, model.overrides()
 
 
-def suggested_project_folder(task: str) -> Path:
-    """A new folder in the projects folder (where the sample projects live): ``<task>-project``,
-    or ``<task>-project-2`` and so on when that exists."""
+def suggested_project_folder(stem: str) -> Path:
+    """A new folder in the projects folder (where the sample projects live): ``<stem>-project``
+    (``<task>-project`` for a new corpus), or ``<stem>-project-2`` and so on when that exists."""
     from textgen_core.samples import user_projects_dir
 
     base = user_projects_dir()
     base.mkdir(parents=True, exist_ok=True)
-    folder, n = base / f"{task}-project", 1
+    folder, n = base / f"{stem}-project", 1
     while folder.exists():
         n += 1
-        folder = base / f"{task}-project-{n}"
+        folder = base / f"{stem}-project-{n}"
     return folder

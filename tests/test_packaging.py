@@ -63,7 +63,7 @@ def test_the_spec_names_files_that_exist():
     for script in ("entry_gui.py", "entry_cli.py"):
         assert f'"{script}"' in spec
         assert (PACKAGING / script).is_file()
-    for folder in ("fonts", "samples", "icons", "linux"):
+    for folder in ("fonts", "samples", "pretrained", "icons", "linux"):
         assert f'"resources" / "{folder}"' in spec
         assert (ROOT / "resources" / folder).is_dir()
     assert 'name="textgen"' in spec and "COLLECT(" in spec

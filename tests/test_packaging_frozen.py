@@ -78,6 +78,7 @@ def test_the_bundle_ships_resources_x_libraries_and_licences():
     assert (internal / "resources" / "fonts" / "NotoSansCJKsc-Regular-subset.otf").is_file()
     assert (internal / "resources" / "fonts" / "LICENSE.txt").is_file()
     assert (internal / "resources" / "samples" / "couplets.in.txt").is_file()
+    assert (internal / "resources" / "pretrained" / "couplets" / "checkpoints" / "best.pt").is_file()
     assert (internal / "resources" / "icons" / "textgen-studio-256.png").is_file()
     assert (internal / "resources" / "linux" / "textgen-studio.desktop").is_file()
     assert list(internal.glob("pypinyin/*.json")), "pypinyin's dictionaries"

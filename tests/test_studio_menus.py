@@ -18,7 +18,8 @@ from textgen_core.samples import user_projects_dir
 
 QUICK = ["train.eval_every=5", "train.log_every=1", "train.bleu_examples=4", "train.eval_batches=1"]
 MENU = {
-    "File": ["New project from corpus…", "Open project…", "Save project", "Open recent", "Quit"],
+    "File": ["New project from corpus…", "New project from this model…", "Open project…",
+             "Open the sample project (learn how it works)", "Save project", "Open recent", "Quit"],
     "View": ["Dataset", "Model", "Training", "Write", "Attention"],
     "Help": ["About TextGen Studio"],
 }

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from textgen_core.errors import NotTrainedError, TextGenError
+from textgen_core.errors import ConfigError, NotTrainedError, TextGenError
 from textgen_core.training import events
 from textgen_core.training.progress import Progress, format_metrics
 
@@ -46,11 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("init", help="create a project from corpus files")
     p.add_argument("dir", type=Path)
-    p.add_argument("--task", required=True, choices=("couplet", "translation", "continuation"))
+    p.add_argument("--task", choices=("couplet", "translation", "continuation"),
+                   help="required unless --from gives it")
+    p.add_argument("--from", dest="base", type=Path, metavar="PROJECT",
+                   help="start from a trained project's tokenizer and weights (fine-tuning)")
     p.add_argument("--data", required=True, nargs="+", metavar="FILE",
                    help="one file (TSV/CSV or text) or two line-aligned files")
     p.add_argument("--model", help="architecture (see textgen models); default per task")
-    p.add_argument("--preset", default="tiny", choices=("tiny", "small", "base"))
+    p.add_argument("--preset", choices=("tiny", "small", "base"), help="model size (default tiny)")
     p.add_argument("--tokenizer", choices=("char", "bpe", "unigram"))
     p.add_argument("--vocab-size", type=int)
     p.add_argument("--swap", action="store_true", help="translation: target -> source")
@@ -180,17 +183,39 @@ def cmd_init(args: argparse.Namespace) -> int:
     from textgen_core.project import Project
 
     overrides = list(args.overrides) + (["data.swap=true"] if args.swap else [])
-    project = Project.create(
-        args.dir, args.task, args.data, model=args.model, preset=args.preset,
-        tokenizer=args.tokenizer, vocab_size=args.vocab_size, overrides=overrides,
-        progress=log.info,
-    )
+    if args.base is not None:
+        project = _init_from(args, overrides)
+    elif args.task is None:
+        raise ConfigError("init: --task is required (or --from PROJECT to start from a trained model)")
+    else:
+        project = Project.create(
+            args.dir, args.task, args.data, model=args.model, preset=args.preset or "tiny",
+            tokenizer=args.tokenizer, vocab_size=args.vocab_size, overrides=overrides,
+            progress=log.info,
+        )
     info = project.info()
     ex = info["examples"]
     print(f"created {project.root}: {info['task']} with {info['model']}, "
           f"{ex['train']} train / {ex['valid']} valid / {ex['test']} test examples, "
           f"vocabulary {info['tokenizer']['vocab_size']}")
     return 0
+
+
+def _init_from(args: argparse.Namespace, overrides: list[str]) -> Any:
+    from textgen_core.project_from import create_from
+
+    given = [flag for flag, value in (("--model", args.model), ("--tokenizer", args.tokenizer),
+                                      ("--vocab-size", args.vocab_size),
+                                      ("--preset", args.preset))
+             if value is not None]
+    if given:
+        raise ConfigError(f"init: {given[0]} cannot be used with --from (the base project's model and "
+                         "tokenizer are kept; change training settings with --set)")
+    project, report = create_from(args.dir, args.base, args.data, task=args.task,
+                                  overrides=overrides, progress=log.info)
+    if report.unknown:
+        print(report.message())
+    return project
 
 
 def cmd_info(args: argparse.Namespace) -> int:

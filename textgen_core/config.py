@@ -142,6 +142,7 @@ class ProjectConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     generate: DecodeConfig = field(default_factory=DecodeConfig)
     sources: tuple[str, ...] = ()                            # corpus files the project came from
+    base: str = ""                   # the project whose model this one started from (init --from)
 
     def __post_init__(self) -> None:
         _check_choice("project.task", self.task, TASKS)
@@ -149,7 +150,8 @@ class ProjectConfig:
     def to_toml(self) -> str:
         """The TOML text of these settings (``None`` values are left out: TOML has no null)."""
         tables: dict[str, Mapping[str, Any]] = {
-            "project": {"task": self.task, "name": self.name, "sources": list(self.sources)},
+            "project": {"task": self.task, "name": self.name, "sources": list(self.sources),
+                        **({"base": self.base} if self.base else {})},
             "data": dataclasses.asdict(self.data),
             "tokenizer": dataclasses.asdict(self.tokenizer),
             "model": {"name": self.model_name, **self.model},
@@ -175,13 +177,14 @@ class ProjectConfig:
             raise ConfigError(f"{where}: [project] has no 'task'")
         if "name" not in model:
             raise ConfigError(f"{where}: [model] has no 'name'")
-        extra = sorted(set(project) - {"task", "name", "sources"})
+        extra = sorted(set(project) - {"task", "name", "sources", "base"})
         if extra:
             raise ConfigError(f"{where}: unknown setting project.{extra[0]}")
         return cls(
             task=project["task"],
             name=str(project.get("name", "project")),
             sources=tuple(str(s) for s in project.get("sources", ())),
+            base=str(project.get("base", "")),
             data=_dataclass_from("data", DataConfig, raw.get("data", {})),
             tokenizer=_dataclass_from("tokenizer", TokenizerConfig, raw.get("tokenizer", {})),
             model_name=str(model.pop("name")),

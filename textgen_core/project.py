@@ -82,6 +82,11 @@ class Project:
         return self.checkpoint_dir / f"{which}.pt"
 
     @property
+    def base_checkpoint_path(self) -> Path:
+        """The weights training starts from in a project made with ``init --from``."""
+        return self.checkpoint_dir / "base.pt"
+
+    @property
     def is_lm(self) -> bool:
         return models.get_spec(self.config.model_name).kind == "lm"
 
@@ -270,6 +275,7 @@ class Project:
             "examples": examples,
             "sources": list(cfg.sources),
             "checkpoints": checkpoints,
+            "base": self.config.base or None,
             "runs": self.run_ids(),
         }
 

@@ -100,6 +100,8 @@ def _train(
     state = TrainState(run_id=time.strftime("%Y%m%d-%H%M%S"))
     if ckpt is not None:
         state = _restore(ckpt, model, task, last)
+    elif project.base_checkpoint_path.is_file():
+        _start_from_base(project.base_checkpoint_path, model)
     if state.step >= cfg.steps:
         raise TextGenError(
             f"{last}: already trained for {state.step} steps; ask for more with --steps N (N > "
@@ -196,6 +198,20 @@ def _algorithm(
             reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
             raise CheckpointError(f"{path}: does not fit this project: {reason}") from None
     return algorithm
+
+
+def _start_from_base(path: Path, model: nn.Module) -> None:
+    """A project made with ``init --from`` starts from its base model's weights (any float dtype)."""
+    base = load_checkpoint(path)
+    try:
+        model.load_state_dict(base["model"])
+    except (RuntimeError, ValueError, TypeError) as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: the base model does not fit this project's model settings: "
+                              f"{reason}") from None
+    origin = base.get("base") or {}
+    log.info("starting from the weights of %s (step %s of %s)", path, base["step"],
+             origin.get("project", "the base project"))
 
 
 def _restore(ckpt: Mapping[str, Any], model: nn.Module, task: TaskData, path: Path) -> TrainState:
