@@ -3,7 +3,7 @@
 A project's settings live in ``project.toml`` with one table per concern::
 
     [project]   task, name
-    [data]      split fractions and seed, maximum sequence length, direction
+    [data]      split mode, fractions and seed, maximum sequence length, direction
     [tokenizer] sentencepiece kind and vocabulary
     [model]     ``name`` plus that architecture's own settings (validated by the model registry)
     [train]     optimisation, schedule, evaluation and checkpoint cadence
@@ -25,7 +25,7 @@ from typing import Any
 
 import tomllib
 
-from textgen_core.corpus import TASKS
+from textgen_core.corpus import SPLIT_MODES, TASKS
 from textgen_core.decoding.config import DecodeConfig
 from textgen_core.errors import ConfigError
 from textgen_core.tokenizer import TokenizerConfig
@@ -38,10 +38,18 @@ PRESETS = ("tiny", "small", "base")
 
 @dataclass(frozen=True)
 class DataConfig:
-    """How the corpus becomes splits and sequences."""
+    """How the corpus becomes splits and sequences.
+
+    ``split``: ``"random"`` draws the validation and test parts at random (from ``split_seed``):
+    chunks of a novel, pairs (translation: sources) of a pair corpus. ``"tail"`` holds out the end
+    of the corpus: a novel's head trains and its last ``valid_fraction`` (then ``test_fraction``)
+    of the characters, cut at line boundaries, validate (then test), as nanoGPT's 90 %/10 %
+    split; a pair corpus's last pairs, in file order, go to validation, then test.
+    """
 
     valid_fraction: float = 0.05
     test_fraction: float = 0.05
+    split: str = "random"      # random | tail (hold out the end of the corpus)
     split_seed: int = 1234
     max_len: int = 64          # tokens per side (seq2seq); ignored by language models (block_size rules)
     swap: bool = False         # translation: exchange source and target
@@ -53,6 +61,7 @@ class DataConfig:
                 raise ConfigError(f"data.{name} must be in [0, 0.5), got {value}")
         if self.max_len < 2:
             raise ConfigError(f"data.max_len must be at least 2, got {self.max_len}")
+        _check_choice("data.split", self.split, SPLIT_MODES)
 
 
 @dataclass(frozen=True)

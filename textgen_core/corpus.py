@@ -18,8 +18,10 @@ names the line where one applies. Decoding (BOMs, UTF-8, UTF-16, GB18030, Big5, 
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
+import itertools
 import logging
 import os
 import random
@@ -32,6 +34,7 @@ from textgen_core.encoding import display, read_text
 from textgen_core.errors import ConfigError, CorpusError
 
 __all__ = [
+    "SPLIT_MODES",
     "TASKS",
     "Corpus",
     "Pair",
@@ -47,6 +50,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TASKS = ("couplet", "translation", "continuation")
+SPLIT_MODES = ("random", "tail")  # data.split: held-out parts drawn at random, or the end held out
 MAX_PAIR_LINE_CHARS = 20_000
 MAX_TEXT_LINE_CHARS = 1_000_000
 _BREAK = re.compile(r"[\s。！？；!?;.]")  # where an over-long line may be cut by split_text
@@ -295,6 +299,7 @@ def split_pairs(
     test_fraction: float = 0.05,
     seed: int = 1234,
     by_source: bool = False,
+    mode: str = "random",
 ) -> dict[str, list[Pair]]:
     """Split into "train", "valid", "test" at random (reproducible from ``seed``).
 
@@ -302,10 +307,16 @@ def split_pairs(
     is in two splits; the fractions count sources. Without repeated sources both ways give the
     same split. Each split keeps corpus order. With at least 3 units, a non-zero fraction gets at
     least one; train always keeps at least one. Raises ConfigError for fractions outside [0, 1).
+
+    ``mode="tail"`` (``data.split = "tail"``) holds out the end of the file instead: train is the
+    first pairs, valid the ones after them and test the last ones, in file order, the sizes as
+    above (``seed`` unused). With ``by_source`` the units are sources in order of first
+    appearance, so a source's translations still stay together.
     """
+    _check_mode(mode)
     groups = source_groups([p.source for p in pairs]) if by_source else [[i] for i in range(len(pairs))]
     n_valid, n_test = _split_sizes(len(groups), valid_fraction, test_fraction)
-    picks = _pick(len(groups), n_valid, n_test, seed)
+    picks = _pick(len(groups), n_valid, n_test, seed, mode)
     return {
         split: [pairs[i] for i in sorted(i for g in picked for i in groups[g])]
         for split, picked in picks.items()
@@ -319,19 +330,65 @@ def split_text(
     test_fraction: float = 0.0,
     seed: int = 1234,
     n_chunks: int = 100,
+    mode: str = "random",
 ) -> dict[str, str]:
     """Cut the text at paragraph/line boundaries into ~n_chunks contiguous chunks, pick valid/test
     chunks with the seed, keep order inside each split (chunks joined with '\\n').
 
     A line longer than two chunks is cut inside, after whitespace or a sentence end where possible.
     With no valid/test chunks, train is the text unchanged.
+
+    ``mode="tail"`` (``data.split = "tail"``, nanoGPT's "first 90 % train, last 10 % validation";
+    the last chapters of a novel held out): train is the head of the text, valid what follows and
+    test the very end. Each cut is the line boundary nearest to its share of the characters
+    (``valid_fraction``/``test_fraction`` of ``len(text)``), so
+    ``"\\n".join((train, valid, test))`` is the text (parts with a zero fraction left out); a line
+    longer than two chunks may be cut inside as above. ``seed`` is unused.
     """
+    _check_mode(mode)
     if isinstance(n_chunks, bool) or not isinstance(n_chunks, int) or n_chunks < 1:
         raise ConfigError(f"n_chunks must be a positive integer, got {n_chunks!r}")
+    if mode == "tail":
+        return _tail_text(text, valid_fraction, test_fraction, n_chunks)
     chunks = _chunks(text, n_chunks)
     n_valid, n_test = _split_sizes(len(chunks), valid_fraction, test_fraction)
-    picks = _pick(len(chunks), n_valid, n_test, seed)
+    picks = _pick(len(chunks), n_valid, n_test, seed, mode)
     return {split: "\n".join(chunks[i] for i in indices) for split, indices in picks.items()}
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in SPLIT_MODES:
+        raise ConfigError(f"split mode must be one of {', '.join(SPLIT_MODES)}; got {mode!r}")
+
+
+def _tail_text(text: str, valid_fraction: float, test_fraction: float,
+               n_chunks: int) -> dict[str, str]:
+    """split_text's "tail" mode: cut at the line starts nearest to the fractions' offsets."""
+    _split_sizes(0, valid_fraction, test_fraction)  # checks the fractions
+    if not valid_fraction and not test_fraction:
+        return {"train": text, "valid": "", "test": ""}
+    size = max(1, len(text) // n_chunks)
+    lines: list[str] = []
+    for line in text.split("\n"):
+        lines.extend(_break_line(line, size) if len(line) > 2 * size else [line])
+    starts = list(itertools.accumulate((len(line) + 1 for line in lines), initial=0))
+    n, total = len(lines), len(text)
+    has_valid = valid_fraction > 0
+    test_at = n
+    if test_fraction > 0 and n >= 2 + has_valid:   # train (and valid) keep at least one line
+        test_at = _nearest_start(starts, total * (1 - test_fraction), 1 + has_valid, n - 1)
+    valid_at = test_at
+    if has_valid and test_at >= 2:
+        valid_at = _nearest_start(starts, total * (1 - valid_fraction - test_fraction), 1,
+                                  test_at - 1)
+    return {"train": "\n".join(lines[:valid_at]), "valid": "\n".join(lines[valid_at:test_at]),
+            "test": "\n".join(lines[test_at:])}
+
+
+def _nearest_start(starts: list[int], target: float, lo: int, hi: int) -> int:
+    """The line index in [lo, hi] whose start offset is nearest to ``target`` (ties: earlier)."""
+    i = bisect.bisect_left(starts, target, lo, hi + 1)
+    return min((j for j in (i - 1, i) if lo <= j <= hi), key=lambda j: abs(starts[j] - target))
 
 
 def _split_sizes(n: int, valid_fraction: float, test_fraction: float) -> tuple[int, int]:
@@ -354,15 +411,18 @@ def _split_sizes(n: int, valid_fraction: float, test_fraction: float) -> tuple[i
     return n_valid, n_test
 
 
-def _pick(n: int, n_valid: int, n_test: int, seed: int) -> dict[str, list[int]]:
+def _pick(n: int, n_valid: int, n_test: int, seed: int, mode: str = "random") -> dict[str, list[int]]:
     order = list(range(n))
-    random.Random(seed).shuffle(order)
-    valid, test = order[:n_valid], order[n_valid : n_valid + n_test]
-    return {
-        "train": sorted(order[n_valid + n_test :]),
-        "valid": sorted(valid),
-        "test": sorted(test),
-    }
+    if mode == "random":
+        random.Random(seed).shuffle(order)
+        valid, test = order[:n_valid], order[n_valid : n_valid + n_test]
+        return {
+            "train": sorted(order[n_valid + n_test :]),
+            "valid": sorted(valid),
+            "test": sorted(test),
+        }
+    cut = n - n_valid - n_test          # "tail": the last units, in order
+    return {"train": order[:cut], "valid": order[cut : cut + n_valid], "test": order[cut + n_valid :]}
 
 
 def _chunks(text: str, n_chunks: int) -> list[str]:

@@ -154,7 +154,7 @@ class Project:
         if corpus.task == "continuation":
             parts = split_text(
                 corpus.text, valid_fraction=data.valid_fraction,
-                test_fraction=data.test_fraction, seed=data.split_seed,
+                test_fraction=data.test_fraction, seed=data.split_seed, mode=data.split,
             )
             for split in SPLITS:
                 atomic_write_bytes(self.split_path(split), parts[split].encode("utf-8"))
@@ -162,7 +162,7 @@ class Project:
         parts = split_pairs(
             corpus.pairs, valid_fraction=data.valid_fraction,
             test_fraction=data.test_fraction, seed=data.split_seed,
-            by_source=splits_by_source(corpus.task),
+            by_source=splits_by_source(corpus.task), mode=data.split,
         )
         for split in SPLITS:
             lines = [
