@@ -11,10 +11,12 @@ Sections (``--sections``, default all):
 * ``beam-memory``: peak memory of the batched beam (beam 5) at batch 64 against batch 1, each
   measured in a fresh process (peak resident memory on a CPU, peak allocated memory on a GPU).
 
-Each section is a function ``(args) -> markdown`` registered in ``SECTIONS``; running some
-sections rewrites only their part of the docs page and keeps the others.
+Each section is a function ``(args) -> (markdown, figures)`` registered in ``SECTIONS``; running
+some sections rewrites only their part of the docs page and keeps the others. ``--json PATH`` also
+writes the figures of the sections run as one result record (``bench/common.py``).
 
     python bench/decoding.py [--sections kv-cache] [--device cpu] [--repeats 3] [--threads 1]
+                             [--json PATH]
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import Report, machine_line  # noqa: E402
 
 from textgen_core.decoding import DecodeConfig, generate  # noqa: E402
 from textgen_core.decoding.steppers import LMStepper, Seq2SeqStepper, Stepper  # noqa: E402
@@ -92,18 +97,26 @@ def _transformer(device: torch.device) -> nn.Module:
     return Transformer(config).to(device).eval()
 
 
-def kv_cache_section(args: argparse.Namespace) -> str:
-    """Tokens/s with and without the KV cache -> a markdown table."""
+def kv_cache_section(args: argparse.Namespace) -> tuple[str, dict]:
+    """Tokens/s with and without the KV cache -> a markdown table, and its figures."""
     device = torch.device(args.device)
     gen = torch.Generator().manual_seed(0)
     rows = ["| model | search | output tokens | uncached tok/s | cached tok/s | speed-up |",
             "|---|---|---:|---:|---:|---:|"]
+    figures: list[dict] = []
+
+    def keep(model: str, search: str, length: int, plain: float, cached: float) -> None:
+        figures.append({"model": model, "search": search, "output_tokens": length,
+                        "uncached_tok_s": round(plain, 1), "cached_tok_s": round(cached, 1),
+                        "speed_up": round(cached / plain, 2)})
+
     gpt = _gpt(device)
     prompt = torch.randint(4, VOCAB, (16,), generator=gen).tolist()
     greedy = DecodeConfig(strategy="greedy", max_tokens=512, min_tokens=512)
     speeds = [tokens_per_s(lambda c=c: LMStepper(gpt, cache=c), prompt, greedy, args.repeats)
               for c in (False, True)]
     rows.append(_row("GPT small, context 1024 (16-token prompt)", "greedy", 512, *speeds))
+    keep("GPT small, context 1024 (16-token prompt)", "greedy", 512, *speeds)
     print(rows[-1], flush=True)
     seq2seq = _transformer(device)
     src = torch.randint(4, VOCAB, (1, 24), generator=gen).to(device)
@@ -113,6 +126,7 @@ def kv_cache_section(args: argparse.Namespace) -> str:
         speeds = [tokens_per_s(lambda c=c: Seq2SeqStepper(seq2seq, src, cache=c), [BOS], config,
                                args.repeats) for c in (False, True)]
         rows.append(_row("Transformer small (24-token source)", search, 64, *speeds))
+        keep("Transformer small (24-token source)", search, 64, *speeds)
         print(rows[-1], flush=True)
     return ("Tokens written per second by one search (best of at least "
             f"{args.repeats} runs and 3 s, after a warm-up), random weights, eos banned so that every output "
@@ -123,7 +137,7 @@ def kv_cache_section(args: argparse.Namespace) -> str:
             "positions cannot slide a cache), so past the block the two run at the same speed. The "
             "short cached runs suffer most from other load on the machine (load average above): "
             "read the speed-ups as lower bounds.\n\n"
-            + "\n".join(rows))
+            + "\n".join(rows)), {"rows": figures}
 
 
 # ----------------------------------------------------------------------------- batched beam
@@ -140,8 +154,8 @@ def _couplet_generator(folder: Path, device: str) -> tuple[Generator, list[str]]
     return Generator.from_project(project, "last", device=device), lines[:1000]
 
 
-def batched_beam_section(args: argparse.Namespace) -> str:
-    """Sentences/s with beam 5: batches of 64 against one input at a time -> markdown."""
+def batched_beam_section(args: argparse.Namespace) -> tuple[str, dict]:
+    """Sentences/s with beam 5: batches of 64 against one input at a time -> markdown, figures."""
     beam = DecodeConfig(strategy="beam", beam_size=5, n_best=1, alternatives=0)
     with tempfile.TemporaryDirectory() as tmp:
         gen, lines = _couplet_generator(Path(tmp), args.device)
@@ -157,15 +171,20 @@ def batched_beam_section(args: argparse.Namespace) -> str:
             f"| one at a time | {len(lines)} | {single_s:.1f} | {len(lines) / single_s:.1f} |",
             f"| batches of 64 | {len(lines)} | {batched_s:.1f} | {len(lines) / batched_s:.1f} |"]
     print("\n".join(rows), flush=True)
+    figures = {"sentences": len(lines), "single_s": round(single_s, 2), "batched_s": round(batched_s, 2),
+               "single_sent_s": round(len(lines) / single_s, 2),
+               "batched_sent_s": round(len(lines) / batched_s, 2),
+               "speed_up": round(single_s / batched_s, 2), "same_outputs": same, "target_speed_up": 5}
     return (f"{len(lines)} first lines of the bundled couplets, beam 5, the couplet rules on, a "
             f"`small` couplet Transformer (30 training steps). Batched: **{single_s / batched_s:.1f}x** the "
             f"sentences/s of one at a time (target >= 5x); {same} of {len(lines)} couplets are the "
             "same both ways (a batch pads its sources, which moves the scores by float rounding; "
-            "the tests require equal results on their inputs).\n\n" + "\n".join(rows))
+            "the tests require equal results on their inputs).\n\n" + "\n".join(rows)), figures
 
 
-def beam_memory_section(args: argparse.Namespace) -> str:
-    """Peak memory of a batch of 64 against a batch of 1, each in a fresh process -> markdown."""
+def beam_memory_section(args: argparse.Namespace) -> tuple[str, dict]:
+    """Peak memory of a batch of 64 against a batch of 1, each in a fresh process -> markdown,
+    figures."""
     with tempfile.TemporaryDirectory() as tmp:
         _couplet_generator(Path(tmp), args.device)                        # trains once, saved
         peaks = {}
@@ -179,8 +198,11 @@ def beam_memory_section(args: argparse.Namespace) -> str:
     print("\n".join(rows), flush=True)
     what = ("peak allocated GPU memory" if args.device.startswith("cuda")
             else "resident-memory high-water mark (reset after loading the model)")
+    figures = {"measure": "cuda_max_allocated" if args.device.startswith("cuda") else "cpu_rss_high_water",
+               "batch_1_mib": round(peaks[1], 1), "batch_64_mib": round(peaks[64], 1)}
     return (f"Beam 5 over 64 first lines at once against one (the `small` couplet Transformer above): the "
-            f"{what} above what the loaded model uses, each in a fresh process.\n\n" + "\n".join(rows))
+            f"{what} above what the loaded model uses, each in a fresh process.\n\n"
+            + "\n".join(rows)), figures
 
 
 def memory_probe(project: str, batch: int, device: str) -> None:
@@ -212,7 +234,7 @@ def _status_kib(key: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {key}")
 
 
-SECTIONS: dict[str, Callable[[argparse.Namespace], str]] = {
+SECTIONS: dict[str, Callable[[argparse.Namespace], tuple[str, dict]]] = {
     "kv-cache": kv_cache_section, "batched-beam": batched_beam_section, "beam-memory": beam_memory_section,
 }
 
@@ -241,8 +263,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; "
                         "1 gives steadier figures on a busy machine)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "decoding.md")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON here")
     parser.add_argument("--memory-probe", nargs=2, metavar=("PROJECT", "BATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    report = Report("decoding")
     if args.memory_probe:
         memory_probe(args.memory_probe[0], int(args.memory_probe[1]), args.device)
         return
@@ -250,10 +274,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     bodies: dict[str, str] = {}
+    figures: dict[str, dict] = {}
     with torch.inference_mode():
         for name in args.sections:
             print(f"\n## {TITLES[name]}\n", flush=True)
-            body = SECTIONS[name](args)
+            body, figures[name] = SECTIONS[name](args)
             load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
             threads = torch.get_num_threads()
             where = (f"{args.device} ({threads} thread{'s' * (threads != 1)} of {os.cpu_count()} cores, "
@@ -263,6 +288,9 @@ def main() -> None:
     header = "# Decoding speed\n\nWritten by `python bench/decoding.py`; one section per benchmark.\n"
     update_page(args.out, bodies, header)
     print(f"written to {args.out}")
+    markdown = "".join(f"### {title}\n\n{text}\n\n" for title, text in bodies.items())
+    report.write(args.json, {"device": args.device, "threads": torch.get_num_threads(), **figures},
+                 markdown + f"Machine: {machine_line()}.")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ table times decoding 16 and 64 tokens (ratio ~4 = linear in the output length; a
 re-reads its whole prefix each step grows faster). Prints both tables and writes docs/models.md.
 
     python bench/models.py [--presets tiny small] [--budget 60] [--sentences 100] [--device cpu]
+                           [--json PATH]
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import Report, machine_line  # noqa: E402
 
 from textgen_core import models  # noqa: E402
 from textgen_core.cli import main as textgen  # noqa: E402
@@ -100,8 +104,9 @@ def length_scaling(name: str, device: torch.device) -> tuple[float, float]:
     return times[0], times[1]
 
 
-def bench_one(name: str, preset: str, args: argparse.Namespace, folder: Path) -> tuple[str, float, float]:
-    """The table row, and greedy sentences/s one at a time and batched."""
+def bench_one(name: str, preset: str, args: argparse.Namespace,
+              folder: Path) -> tuple[str, float, float, dict]:
+    """The table row, greedy sentences/s one at a time and batched, and the row's figures."""
     project = Project.create(folder / f"{name}-{preset}", "couplet", sample_files("couplet"),
                              model=name, preset=preset, progress=lambda m: None)
     rate = train_for(project, args.budget, args.device)
@@ -117,7 +122,15 @@ def bench_one(name: str, preset: str, args: argparse.Namespace, folder: Path) ->
     loss, bleu = scores.get("loss", float("nan")), scores.get("bleu", float("nan"))
     row = (f"| {name} | {preset} | {params:,} | {rate:,.0f} | {greedy:.1f} | {batched:.1f} | {beam:.1f} "
            f"| {loss:.3f} | {bleu:.2f} |")
-    return row, greedy, batched
+    figures = {"model": name, "preset": preset, "parameters": params, "train_tok_s": round(rate, 1),
+               "greedy_sent_s": round(greedy, 2), "batched_greedy_sent_s": round(batched, 2),
+               "beam5_sent_s": round(beam, 2), "val_loss": _number(loss, 4), "val_bleu": _number(bleu, 2)}
+    return row, greedy, batched, figures
+
+
+def _number(value: float, digits: int) -> float | None:
+    """A figure for JSON: rounded, or None where it is not a number."""
+    return None if value != value else round(float(value), digits)
 
 
 def tagger_ratios(speeds: dict[tuple[str, str], tuple[float, float]], presets: list[str]) -> list[str]:
@@ -140,30 +153,39 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--models", nargs="*", help="default: every model that writes couplets")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "models.md")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON here")
     args = parser.parse_args()
+    report = Report("models")
     torch.manual_seed(0)
     names = args.models or [s.name for s in models.list_specs() if "couplet" in s.tasks]
     rows = [HEADER]
     print(HEADER, flush=True)
     speeds: dict[tuple[str, str], tuple[float, float]] = {}
+    table: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for preset in args.presets:
             for name in names:
                 try:
-                    row, greedy, batched = bench_one(name, preset, args, Path(tmp))
+                    row, greedy, batched, figures = bench_one(name, preset, args, Path(tmp))
                     speeds[name, preset] = (greedy, batched)
+                    table.append(figures)
                 except Exception as exc:  # one model's failure is a row, not the end of the table
                     row = f"| {name} | {preset} | failed: {type(exc).__name__}: {exc} | | | | | | |"
+                    table.append({"model": name, "preset": preset,
+                                  "failed": f"{type(exc).__name__}: {exc}"})
                 rows.append(row)
                 print(row, flush=True)
     ratios = tagger_ratios(speeds, args.presets)
     print("\n".join(ratios))
     scaling = ["| model | 16 tokens (ms) | 64 tokens (ms) | ratio |", "|---|---:|---:|---:|"]
+    lengths: list[dict] = []
     for name in names:
         if models.get_spec(name).same_length:
             continue                                     # a tagger's length is its input's
         short, long = length_scaling(name, torch.device(args.device))
         scaling.append(f"| {name} | {short * 1e3:.1f} | {long * 1e3:.1f} | {long / short:.1f} |")
+        lengths.append({"model": name, "ms_16": round(short * 1e3, 2), "ms_64": round(long * 1e3, 2),
+                        "ratio": round(long / short, 2)})
     print("\n".join(scaling))
     text = ("# Models on the couplet sample\n\nMeasured by `python bench/models.py "
             f"--presets {' '.join(args.presets)} --budget {args.budget:g}` on {args.device} "
@@ -178,6 +200,15 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(f"written to {args.out}")
+    body = text.split("\n\n", 1)[1].replace("\n## ", "\n### ")      # without the page's title
+    results = {"device": args.device, "presets": args.presets, "budget_s": args.budget,
+               "sentences": args.sentences, "models": table,
+               "tagger_over_transformer": {
+                   p: {"greedy": round(speeds["cnn-tagger", p][0] / speeds["transformer", p][0], 2),
+                       "batched": round(speeds["cnn-tagger", p][1] / speeds["transformer", p][1], 2)}
+                   for p in args.presets if ("cnn-tagger", p) in speeds and ("transformer", p) in speeds},
+               "length_scaling": lengths}
+    report.write(args.json, results, body.rstrip() + f"\n\nMachine: {machine_line()}.")
 
 
 if __name__ == "__main__":

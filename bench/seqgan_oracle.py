@@ -16,6 +16,7 @@ trades coverage for sharpness. Unlike the paper: a GRU, rollouts by G itself (no
 few D minibatches per round instead of 5 x 3 epochs.
 
     python bench/seqgan_oracle.py [--rounds N] [--seed S] [--seeds K] [--pg-lr LR] [--out PATH]
+                                  [--json PATH]
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ from torch import Tensor, nn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import Report, machine_line  # noqa: E402
 
 from textgen_core.models.seqgan import GRUGenerator, SeqGAN, SeqGANConfig  # noqa: E402
 from textgen_core.training.seqgan import (  # noqa: E402
@@ -370,7 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-lr", type=float, default=Setup.pg_lr, help="policy-gradient learning rate")
     parser.add_argument("--rollouts", type=int, default=Setup.rollouts)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "seqgan_oracle.md")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON here")
     args = parser.parse_args(argv)
+    report = Report("seqgan_oracle")
     torch.set_num_threads(2)
     setup = Setup(rounds=args.rounds, pg_lr=args.pg_lr, rollouts=args.rollouts,
                   eval_every=max(1, min(Setup.eval_every, args.rounds)))
@@ -386,7 +392,29 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
+    report.write(args.json, figures(results, seeds, wall), _section(text))
     return 0
+
+
+def figures(results: list[dict], seeds: list[int], wall_s: float) -> dict:
+    """The JSON figures: each generator's oracle NLL and NLL-test (mean over seeds), and timings."""
+    keys = ("floor", "random", "mle", "control", "adversarial")
+    out: dict = {"seeds": seeds, "seconds": round(wall_s, 1),
+                 "mle_s": round(statistics.mean(r["mle_s"] for r in results), 1),
+                 "adversarial_s": round(statistics.mean(r["adv_s"] for r in results), 1)}
+    for key in keys:
+        out[key] = {"oracle_nll": round(statistics.mean(r[key].nll for r in results), 4),
+                    "nll_test": round(statistics.mean(r[key].nll_test for r in results), 4),
+                    "se": round(results[0][key].se, 4)}
+    gap = out["control"]["oracle_nll"] - out["adversarial"]["oracle_nll"]
+    out["control_minus_adversarial"] = round(gap, 4)
+    return out
+
+
+def _section(page_text: str) -> str:
+    """The page as a section of docs/BENCHMARKS.md: no title of its own, sub-headings one level down."""
+    body = page_text.split("\n\n", 1)[1]
+    return body.replace("\n## ", "\n### ").rstrip() + f"\n\nMachine: {machine_line()}."
 
 
 if __name__ == "__main__":

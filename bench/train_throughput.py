@@ -5,6 +5,7 @@ optimizer, schedule and clipping; they run interleaved, several rounds, so that 
 both alike. Prints each round and the median ratio trainer/bare (target >= 0.95).
 
     python bench/train_throughput.py [--steps 40] [--rounds 3] [--preset tiny|small] [--device cpu]
+                                     [--json PATH]
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import Report, machine_line  # noqa: E402
 
 from textgen_core import models  # noqa: E402
 from textgen_core.config import TrainConfig  # noqa: E402
@@ -97,7 +101,9 @@ def main() -> None:
     parser.add_argument("--preset", default="tiny", choices=("tiny", "small", "base"))
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON here")
     args = parser.parse_args()
+    report = Report("train_throughput")
     device = resolve_device(args.device)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,14 +126,34 @@ def main() -> None:
     print(f"device {device}, model transformer/{args.preset} "
           f"({base.num_parameters():,} parameters), {args.steps} steps of batch {args.batch_size}")
     bare_loop(copy.deepcopy(base), batches[:5], cfg, device, pad)          # warm-up
-    ratios = []
+    ratios, rounds = [], []
     for r in range(args.rounds):
         bare = bare_loop(copy.deepcopy(base), batches, cfg, device, pad)
         ours = trainer_loop(copy.deepcopy(base), batches, cfg, device, pad)
         ratios.append(ours / bare)
+        rounds.append({"bare_tok_s": round(bare, 1), "trainer_tok_s": round(ours, 1),
+                       "ratio": round(ours / bare, 4)})
         print(f"round {r + 1}: bare {bare:10.0f} tok/s   trainer {ours:10.0f} tok/s   "
               f"ratio {ours / bare:.3f}")
-    print(f"median ratio trainer/bare: {statistics.median(ratios):.3f} (target >= 0.95)")
+    median = statistics.median(ratios)
+    print(f"median ratio trainer/bare: {median:.3f} (target >= 0.95)")
+    results = {"device": str(device), "model": "transformer", "preset": args.preset,
+               "parameters": base.num_parameters(), "steps": args.steps, "batch_size": args.batch_size,
+               "rounds": rounds, "median_ratio": round(median, 4), "target": 0.95}
+    report.write(args.json, results, _markdown(results))
+
+
+def _markdown(r: dict) -> str:
+    rows = ["| round | bare loop tok/s | Trainer tok/s | ratio |", "|---:|---:|---:|---:|"]
+    rows += [f"| {i} | {x['bare_tok_s']:,.0f} | {x['trainer_tok_s']:,.0f} | {x['ratio']:.3f} |"
+             for i, x in enumerate(r["rounds"], 1)]
+    verdict = "meets" if r["median_ratio"] >= r["target"] else "misses"
+    return (f"textgen's Trainer against a bare PyTorch loop on the same batches, weights, optimizer and "
+            f"schedule: transformer/{r['preset']} ({r['parameters']:,} parameters) on {r['device']}, "
+            f"{r['steps']} steps of batch {r['batch_size']}, {len(r['rounds'])} interleaved rounds.\n\n"
+            + "\n".join(rows)
+            + f"\n\nMedian ratio Trainer/bare: **{r['median_ratio']:.3f}** ({verdict} the target "
+            f">= {r['target']}).\n\nMachine: {machine_line()}.")
 
 
 if __name__ == "__main__":
