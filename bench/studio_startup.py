@@ -217,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             got = one_round(app, args.steps)
             rounds[name].append(got)
             print(f"round {r + 1} {name}: window {got['window_visible_s']:.2f} s "
-                  f"({_cell(got['window_from_launch_s'], '.2f')} s from launch), event loop p50 "
-                  f"{_cell(got['event_loop_p50_ms'], '.1f')} ms, p99 {got['event_loop_p99_ms']:.1f} ms, "
+                  f"({_cell(got['window_from_launch_s'], '.2f')} from launch), event loop p50 "
+                  f"{_cell(got['event_loop_p50_ms'], '.1f')}, p99 {got['event_loop_p99_ms']:.1f} ms, "
                   f"max {got['event_loop_max_ms']:.1f} ms, peak RSS {got['peak_rss_mib']:.0f} MiB, "
                   f"{got['process_s']:.1f} s in all", flush=True)
     for name, _ in builds:
