@@ -31,6 +31,8 @@ LIBRARIES = (
 DATA = (
     ("Noto Sans CJK SC (subset), the Chinese font", "SIL OFL 1.1 — resources/fonts/LICENSE.txt"),
     ("Sample couplets: couplet-dataset by wb14123", "AGPL-3.0 — resources/samples/SOURCES.md"),
+    ("Ready-to-write couplet model: trained on couplet-dataset by wb14123 and chinese-poetry",
+     "AGPL-3.0 / MIT — resources/pretrained/couplets/README.md"),
     ("Sample translations: Tatoeba via manythings.org", "CC-BY 2.0 FR, per-pair attribution kept"),
     ("Sample novel: 红楼梦, chapters 1–10", "public domain"),
 )
@@ -44,7 +46,7 @@ def user_data_locations() -> list[tuple[str, Path]]:
     from textgen_core.samples import user_projects_dir
 
     settings = QSettings("TextGen Studio", "TextGen Studio")
-    return [("Projects (the sample projects too)", user_projects_dir()),
+    return [("Projects (the ready-to-write model and the sample projects too)", user_projects_dir()),
             ("Settings", Path(settings.fileName())),
             ("Log", log_file())]
 

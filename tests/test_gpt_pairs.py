@@ -131,3 +131,19 @@ def test_gpt_translation_shares_one_vocabulary_of_both_languages(tmp_path):
     for side in ("source", "target"):                       # Chinese sources and English targets
         ids = [i for p in pairs for i in src.encode(getattr(p, side))]
         assert ids.count(src.unk_id) < 0.01 * len(ids), side
+
+
+def test_an_undertrained_prefix_lm_never_writes_the_separator_into_a_couplet(couplet_files, tmp_path):
+    """The newline is the prefix LM's separator: a barely trained model would start its second line
+    with it (one character short); the search never lets an answer hold it."""
+    from textgen_core.training.run import train_project
+
+    project = Project.create(tmp_path / "p", "couplet", couplet_files, model="gpt",
+                             overrides=[s for s in QUICK if s != "--set"])
+    train_project(project, steps=1, device="cpu")
+    gen = Generator.from_project(project, "last", device="cpu")
+    firsts = [line.replace(" ", "") for line in tiny_couplet_lines(12)[0]]
+    for result in gen.generate_many(firsts, DecodeConfig(strategy="beam", beam_size=3, n_best=3)):
+        for hyp in result.hypotheses:
+            assert gen.tgt_tok.newline_id not in hyp.ids and "\n" not in hyp.text
+            assert len(hyp.text) == len(result.prompt.replace(" ", "")), hyp.text

@@ -221,7 +221,7 @@ class Generator:
         found = generate_batch(
             stepper, [r.prefix for r in requests], eos_id=tok.eos_id,
             config=_fit_max_tokens(config, min(r.room for r in requests)),
-            banned_ids=(tok.pad_id, tok.bos_id, tok.unk_id), on_token=on_token,
+            banned_ids=self._banned_ids(), on_token=on_token,
             forced_lengths=[r.forced_length for r in requests],
             constraints=[r.constraints for r in requests], forced_prefixes=forced_prefixes,
         )
@@ -234,6 +234,18 @@ class Generator:
                              self._why_no_attention())
             for r, hyps in zip(requests, found)
         ]
+
+    def _banned_ids(self) -> tuple[int, ...]:
+        """Tokens an output never holds: pad, bos, unk, and in a pair's answer (a couplet's second
+        line, a translation) the newline, which a prefix LM reads as the pair's separator."""
+        tok = self.tgt_tok
+        specials = (tok.pad_id, tok.bos_id, tok.unk_id)
+        if self.task == "continuation":
+            return specials
+        try:
+            return (*specials, tok.newline_id)
+        except TextGenError:            # a tokenizer from before the newline token existed
+            return specials
 
     def _covers(self, config: DecodeConfig) -> bool:
         """The coverage penalty applies: beam search, beta > 0, a model with cross-attention."""
