@@ -273,6 +273,8 @@ class MainWindow(QMainWindow):
         p["write"].set_defaults(cfg.generate)
         p["attention"].show_attention(None)
         self.generation.open(str(project.root))
+        if project.checkpoint_path("best").is_file():     # a model to write with: Write comes first
+            self.show_panel("write")
         self.statusBar().showMessage(f"Opened {project.root}")
         return True
 

@@ -97,10 +97,12 @@ def start_training(win: StudioWindow, *, resume: bool, steps: int | None = None)
     if win.project is None or win.training.running:
         return
     restart = False
-    if not resume and win.project.checkpoint_path("last").is_file():
+    trained = any(win.project.checkpoint_path(w).is_file() for w in ("last", "best"))
+    if not resume and trained:
         answer = QMessageBox.question(
             win.window(), "TextGen Studio",
-            "This project already has a trained model. Start over and replace its checkpoints?",
+            "This project already has a trained model. Start over from scratch and replace it?\n\n"
+            "(To fine-tune it on your own corpus instead, use File ▸ New project from this model.)",
         )
         if answer != QMessageBox.StandardButton.Yes:
             return

@@ -9,8 +9,9 @@ out 1,000 for validation and 1,000 for test; it writes those, the remaining mode
 ``modern.train``. Every file is line-aligned ``.in.txt`` / ``.out.txt``, the ``textgen init`` input.
 
 ``pack`` copies the project folder to ``resources/pretrained/couplets`` without what writing does
-not need: last.pt (the training state) and the runs' metrics are dropped, best.pt is rewritten
-with fp16 weights (the loader casts them back to the model's dtype).
+not need: last.pt (the training state) is dropped (the runs' metrics stay: the loss curves), best.pt
+is rewritten with fp16 weights (the loader casts them back to the model's dtype), and project.toml
+is named ``ready-couplets`` and loses the corpus paths of the machine it was trained on.
 
 Training itself is the product's own ``textgen init`` / ``textgen train``; the commands are in
 ``resources/pretrained/couplets/README.md``. This file is a script, not a module (``packaging/``
@@ -66,15 +67,22 @@ def pack(project: Path, target: Path) -> None:
     import torch  # noqa: F401  (the checkpoint helpers need it; imported here to fail early)
 
     sys.path.insert(0, str(ROOT))
-    from textgen_core.training.checkpoint import load_checkpoint, save_checkpoint
+    from dataclasses import replace
+
+    from textgen_core.config import ProjectConfig
+    from textgen_core.training.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
 
     best = project / "checkpoints" / "best.pt"
     content = load_checkpoint(best)
     content["model"] = {k: v.half() if v.is_floating_point() else v for k, v in content["model"].items()}
     if target.exists():
         shutil.rmtree(target)
-    keep = ("project.toml", "tokenizer.model", "tokenizer.tgt.model", "data")
+    keep = ("tokenizer.model", "tokenizer.tgt.model", "data", "runs")     # runs: its loss curves
     target.mkdir(parents=True)
+    config = ProjectConfig.load(project / "project.toml")     # no paths of the machine it came from
+    config = replace(config, name="ready-couplets",
+                     sources=(), base="")
+    atomic_write_bytes(target / "project.toml", config.to_toml().encode("utf-8"))
     for name in keep:
         path = project / name
         if path.is_dir():

@@ -134,3 +134,16 @@ def test_changed_model_settings_that_no_longer_fit_the_base_weights_are_a_clear_
                "--set", "model.hidden_size=64").code == 0
     result = cli("train", tmp_path / "p", "--steps", "2", "--device", "cpu")
     assert result.code == 2 and "base model does not fit this project's model settings" in result.err, result
+
+
+def test_training_a_project_that_holds_only_a_model_for_writing_is_refused_until_restart(base_project,
+                                                                                         tmp_path, cli):
+    """A packed project (best.pt, no last.pt: the bundled ready-to-write model) must not be
+    silently retrained from random weights by a plain ``train``."""
+    ready = tmp_path / "ready"
+    shutil.copytree(base_project, ready)
+    (ready / "checkpoints" / "last.pt").unlink()
+    before = (ready / "checkpoints" / "best.pt").read_bytes()
+    result = cli("train", ready, "--steps", "2", "--device", "cpu")
+    assert result.code == 2 and "--from" in result.err and "--restart" in result.err, result
+    assert (ready / "checkpoints" / "best.pt").read_bytes() == before

@@ -163,6 +163,13 @@ def _checkpoint_to_resume(last: Path, resume: bool, restart: bool) -> dict[str, 
             f"{last.parent.parent}: already has a trained model; continue it with --resume or "
             "start over with --restart (replaces its checkpoints)"
         )
+    if last.with_name("best.pt").is_file() and not restart:     # a model for writing only
+        root = last.parent.parent
+        raise TextGenError(
+            f"{root}: already has a trained model (for writing; it cannot be resumed); fine-tune it "
+            f"on your corpus in a new project (textgen init NEW --from {root} --data ...) or start "
+            "over with --restart (replaces it)"
+        )
     return None
 
 
