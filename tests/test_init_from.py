@@ -75,6 +75,7 @@ def test_the_new_project_keeps_the_base_model_and_takes_its_own_corpus(base_proj
     assert new.config.base == str(base_project.resolve())
     assert new.config.train.steps <= base.config.train.steps
     assert new.config.train.learning_rate < base.config.train.learning_rate
+    assert new.config.train.schedule == "cosine" and new.config.train.warmup_steps <= 50
     info = cli("info", tmp_path / "p", "--json")
     assert '"base": ' in info.out and str(base_project.name) in info.out
     assert len(new.load_pairs("train")) + len(new.load_pairs("valid")) + len(new.load_pairs("test")) == 300

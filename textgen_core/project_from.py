@@ -108,20 +108,19 @@ def create_from(
                        "step": int(ckpt["step"])}
     save_checkpoint(project.base_checkpoint_path, weights)
     project.save_config()
-    report = vocabulary_report(project)
-    say(report.message())
-    return project, report
+    return project, vocabulary_report(project)
 
 
 def fine_tune_config(base: Project, root: Path, data_files: Sequence[str | os.PathLike]
                      ) -> ProjectConfig:
-    """The base project's settings for a new corpus, with a short, gentle training schedule."""
+    """The base project's settings for a new corpus, with a short, gentle training schedule that
+    decays (cosine) whatever the base used."""
     train: TrainConfig = base.config.train
     learning_rate = train.learning_rate / 2
     train = replace(
         train, steps=min(train.steps, FINE_TUNE_STEPS), learning_rate=learning_rate,
         min_lr=min(train.min_lr, learning_rate), warmup_steps=min(train.warmup_steps, FINE_TUNE_WARMUP),
-        eval_every=min(train.eval_every, FINE_TUNE_EVAL_EVERY),
+        eval_every=min(train.eval_every, FINE_TUNE_EVAL_EVERY), schedule="cosine",
     )
     return replace(base.config, name=root.name or "project", train=train,
                    base=str(base.root.resolve()), sources=tuple(str(Path(f).resolve()) for f in data_files))
