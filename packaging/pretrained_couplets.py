@@ -75,6 +75,8 @@ def pack(project: Path, target: Path) -> None:
     best = project / "checkpoints" / "best.pt"
     content = load_checkpoint(best)
     content["model"] = {k: v.half() if v.is_floating_point() else v for k, v in content["model"].items()}
+    readme = target / "README.md"
+    kept = readme.read_bytes() if readme.is_file() else None      # written by hand: kept
     if target.exists():
         shutil.rmtree(target)
     keep = ("tokenizer.model", "tokenizer.tgt.model", "data", "runs")     # runs: its loss curves
@@ -90,6 +92,8 @@ def pack(project: Path, target: Path) -> None:
         elif path.is_file():
             shutil.copy2(path, target / name)
     save_checkpoint(target / "checkpoints" / "best.pt", content)
+    if kept is not None:
+        readme.write_bytes(kept)
     size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
     print(f"{target}: {size / 1e6:.1f} MB (step {content['step']})")
 
