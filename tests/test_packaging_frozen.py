@@ -143,6 +143,16 @@ def test_cli_trains_writes_and_evaluates_in_a_bare_environment(home):
     assert bad.returncode == 2 and bad.stderr.startswith("error:")
 
 
+def test_the_bundled_ready_model_writes_from_the_frozen_cli(home):
+    ready = APP / "_internal" / "resources" / "pretrained" / "couplets"
+    before = sorted(p.relative_to(ready) for p in ready.rglob("*"))
+    result = run([str(APP / "textgen"), "generate", str(ready), "春风得意", "--json"], home)
+    assert result.returncode == 0, result.stderr
+    best = json.loads(result.stdout.splitlines()[0])["hypotheses"][0]["text"]
+    assert len(best) == 4 and not set(best) & set("春风得意"), best
+    assert sorted(p.relative_to(ready) for p in ready.rglob("*")) == before      # read, never written
+
+
 def _self_test(home: Path, shots: Path, **extra: str) -> dict:
     result = run([str(APP / "TextGenStudio"), "--self-test", "--screenshots", str(shots), "--steps", "20"],
                  home, timeout=600, **extra)
@@ -156,7 +166,9 @@ def _self_test(home: Path, shots: Path, **extra: str) -> dict:
                                                            "03-attention.png"]
     # user data lands in the platformdirs folders of the (empty) HOME, never in the bundle
     assert (home / ".local" / "state" / "TextGen Studio" / "log" / "studio.log").is_file()
-    assert not list(APP.rglob("project.toml")) and not list(APP.rglob("studio.log"))
+    bundled = APP / "_internal" / "resources" / "pretrained"          # the ready-to-write model, shipped
+    assert not [p for p in APP.rglob("project.toml") if bundled not in p.parents]
+    assert not list(APP.rglob("studio.log"))
     return report
 
 

@@ -117,10 +117,7 @@ class Project:
         """Make a new project from corpus files (see module docstring)."""
         say = progress or log.info
         root = Path(root)
-        if (root / "project.toml").exists():
-            raise ConfigError(f"{root}: a project already exists here (open it, or pick a new folder)")
-        if root.exists() and not root.is_dir():
-            raise ConfigError(f"{root}: exists and is not a folder")
+        check_new_folder(root)
         config = initial_config(root, task, data_files, model, preset, tokenizer, vocab_size)
         config = config.with_overrides(overrides)
         project = cls(root, config)
@@ -278,6 +275,14 @@ class Project:
             "base": self.config.base or None,
             "runs": self.run_ids(),
         }
+
+
+def check_new_folder(root: Path) -> None:
+    """Refuse a folder that already holds a project, or a path that is a file."""
+    if (root / "project.toml").exists():
+        raise ConfigError(f"{root}: a project already exists here (open it, or pick a new folder)")
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{root}: exists and is not a folder")
 
 
 def _count_paragraphs(text: str) -> int:

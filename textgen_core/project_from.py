@@ -20,7 +20,7 @@ from typing import Any
 from textgen_core.config import ProjectConfig, TrainConfig
 from textgen_core.corpus import load_corpus
 from textgen_core.errors import ConfigError
-from textgen_core.project import Project
+from textgen_core.project import Project, check_new_folder
 from textgen_core.tokenizer import Tokenizer
 from textgen_core.training.checkpoint import (
     LEGACY_TRAINING_KEYS,
@@ -86,10 +86,7 @@ def create_from(
     if task is not None and task != base.config.task:
         raise ConfigError(f"{base.root}: is a {base.config.task} model; it cannot start a {task} "
                           "project")
-    if (root / "project.toml").exists():
-        raise ConfigError(f"{root}: a project already exists here (open it, or pick a new folder)")
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"{root}: exists and is not a folder")
+    check_new_folder(root)
     ckpt_path = base_checkpoint(base)
     say(f"reading the model of {ckpt_path}")
     ckpt = load_checkpoint(ckpt_path)
