@@ -238,8 +238,12 @@ Targets:
 - Shakespeare (character level) against nanoGPT: textgen at least nanoGPT's speed per iteration, and a
   validation loss no higher than nanoGPT's (about 1.88-1.89 with the CPU configuration; 1.4697 with
   the GPU configuration).
-- Couplet form (`quality`): the second line keeps the first's length and form **100 %** of the time,
-  for every model.
+- Couplet form (`quality`): the second line has the first's length, its punctuation at the same
+  places and its repeated characters mirrored (`textgen_core.couplet_form`) **100 %** of the time, for
+  every model.
+
+The bundled ready-to-write couplet model has its own figures, comparison and commands in
+`resources/pretrained/couplets/README.md`.
 
 What each benchmark measures:
 
@@ -303,7 +307,13 @@ def _duration(seconds: Any) -> str:
 
 def write_report(results: Path = RESULTS, docs: Path = DOCS,
                  all_benches: Sequence[Bench] | None = None) -> Path:
+    """docs/BENCHMARKS.md; ``results/SUMMARY.md`` (written by a person: what the figures say, which
+    targets are met) goes after the intro when it exists."""
     text = report(load_records(results), all_benches if all_benches is not None else benches())
+    summary = results / "SUMMARY.md"
+    if summary.is_file():
+        said = summary.read_text(encoding="utf-8").strip()
+        text = text.replace("\n## Runs\n", f"\n{said}\n\n## Runs\n", 1)
     docs.parent.mkdir(parents=True, exist_ok=True)
     docs.write_text(text, encoding="utf-8")
     return docs

@@ -20,7 +20,7 @@ Validation loss is compared on one estimate for both: the mean loss over the sam
 65-character windows of the held-out 10 % (64 predictions each), of the final weights and of the
 weights each run kept as its best; each run's own estimate is shown beside it.
 
-    python bench/shakespeare.py [--iters 2000 | --quick] [--device auto] [--threads N]
+    python bench/shakespeare.py [--iters 2000 | --quick] [--seeds N] [--device auto] [--threads N]
                                 [--gpu-config [--compile] [--peak-tflops 312]] [--json PATH]
 """
 
@@ -75,9 +75,11 @@ class Recipe:
     eval_interval: int = 250
     eval_iters: int = 20
     bf16: bool = False
+    seed: int = 1337
 
     def settings(self, device: str, compile_: bool) -> ref.TrainSettings:
         return ref.TrainSettings(
+            seed=self.seed,
             batch_size=self.batch_size, block_size=self.block_size, max_iters=self.iters,
             learning_rate=self.learning_rate, min_lr=self.min_lr, warmup_iters=self.warmup,
             lr_decay_iters=self.iters, eval_interval=self.eval_interval,
@@ -99,6 +101,7 @@ class Recipe:
             f"train.eval_every={self.eval_interval}", f"train.eval_batches={self.eval_iters}",
             f"train.log_every={WINDOW}",
             "data.split=tail", "data.valid_fraction=0.1", "data.test_fraction=0.0",
+            f"train.seed={self.seed}",
         ]
 
 
@@ -226,6 +229,7 @@ def _mfu(config, params: int, recipe: Recipe, ms: float, device: torch.device,
 
 
 def table(results: list[Result], recipe: Recipe) -> str:
+    """One row per run (and seed)."""
     rows = ["| run | vocab | parameters | ms/iter | wall s | val loss (final) | val loss (best) "
             "| own val estimate (final / best) | MFU |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -247,6 +251,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iters", type=int, help="iterations (default: the recipe's 2000 / 5000)")
     parser.add_argument("--quick", action="store_true", help="200 iterations, a smoke run")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="train both N times with seeds 1337, 1338, ... and compare the means")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--gpu-config", action="store_true",
@@ -288,29 +294,46 @@ def main() -> None:
 
 
 def measure(args: argparse.Namespace, recipe: Recipe, device: torch.device) -> list[Result]:
+    """nanoGPT then textgen, once per seed (interleaved, so machine noise hits both alike)."""
     text = args.data.read_text(encoding="utf-8")
     val_text = text[int(len(text) * 0.9):]             # nanoGPT's held-out 10 %
     windows = val_windows(val_text, recipe.block_size)
     peak = args.peak_tflops * 1e12
-    print(f"nanoGPT reference: {recipe.iters} iterations ...", flush=True)
-    nano = run_reference(text, windows, recipe, device, args.compile, peak)
-    print(f"  {nano.ms_per_iter:.1f} ms/iter, val {nano.final_val:.4f}", flush=True)
-    print(f"textgen: {recipe.iters} steps ...", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        ours = run_textgen(args.data, windows, recipe, device, peak, Path(tmp))
-    print(f"  {ours.ms_per_iter:.1f} ms/iter, val {ours.final_val:.4f}", flush=True)
-    return [nano, ours]
+    results: list[Result] = []
+    for n in range(max(1, args.seeds)):
+        seeded = Recipe(**{**recipe.__dict__, "seed": recipe.seed + n})
+        print(f"seed {seeded.seed}: nanoGPT reference, {recipe.iters} iterations ...", flush=True)
+        nano = run_reference(text, windows, seeded, device, args.compile, peak)
+        print(f"  {nano.ms_per_iter:.1f} ms/iter, val {nano.final_val:.4f}", flush=True)
+        print(f"seed {seeded.seed}: textgen, {recipe.iters} steps ...", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            ours = run_textgen(args.data, windows, seeded, device, peak, Path(tmp))
+        print(f"  {ours.ms_per_iter:.1f} ms/iter, val {ours.final_val:.4f}", flush=True)
+        if args.seeds > 1:
+            nano.name, ours.name = f"{nano.name}, seed {seeded.seed}", f"{ours.name}, seed {seeded.seed}"
+        results += [nano, ours]
+    return results
 
 
 def summary(results: list[Result]) -> str:
-    nano, ours = results
-    ratio = ours.ms_per_iter / nano.ms_per_iter
+    nanos, ours_all = results[0::2], results[1::2]
+    nano_ms = statistics.median(r.ms_per_iter for r in nanos)
+    ours_ms = statistics.median(r.ms_per_iter for r in ours_all)
+    nano_val = statistics.fmean(r.best_val for r in nanos)
+    ours_val = statistics.fmean(r.best_val for r in ours_all)
+    ratio = ours_ms / nano_ms
     fast = "meets" if ratio <= 1.0 else "misses"
-    good = "meets" if ours.best_val <= nano.best_val else "misses"
+    good = "meets" if ours_val <= nano_val else "misses"
+    spread = ""
+    if len(nanos) > 1:
+        spread = (f" (over {len(nanos)} seeds; range nanoGPT {min(r.best_val for r in nanos):.4f}–"
+                  f"{max(r.best_val for r in nanos):.4f}, textgen {min(r.best_val for r in ours_all):.4f}–"
+                  f"{max(r.best_val for r in ours_all):.4f})")
+    nano, ours = nanos[0], ours_all[0]
     return "\n".join([
         f"ms/iter textgen/nanoGPT: **{ratio:.3f}** ({fast} the target <= 1). Validation loss "
-        f"(common estimate, best weights): textgen {ours.best_val:.4f} vs nanoGPT "
-        f"{nano.best_val:.4f} ({good} the target <=).",
+        f"(common estimate, best weights, mean): textgen {ours_val:.4f} vs nanoGPT "
+        f"{nano_val:.4f} ({good} the target <=){spread}.",
         "",
         f"Vocabulary: nanoGPT {nano.vocab} characters; textgen {ours.vocab} (sentencepiece char: "
         "the characters of its train split, pad/unk/bos/eos, a newline symbol, ' ' as '▁').",

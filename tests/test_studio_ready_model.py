@@ -71,10 +71,12 @@ def test_new_project_from_this_model_starts_a_fine_tuning_project(qtbot, window,
     monkeypatch.setattr(window, "ask_for_corpus_files", lambda: [str(a), str(b)])
     monkeypatch.setattr(window, "ask_for_new_project_folder", lambda suggested: str(target))
     assert window.open_project(None)
+    ready = window.project
     _menu_action(window, "New project from this model…").trigger()
     assert window.project is not None and window.project.root == Path(target)
     assert (target / "checkpoints" / "base.pt").is_file()
-    assert window.project.config.model_name == "transformer" or window.project.config.base
+    assert window.project.config.model_name == ready.config.model_name
+    assert window.project.config.base == str(ready.root.resolve())
     message = window.statusBar().currentMessage()
     assert "starts from the model of ready-couplets" in message, message
     if any("龘" in p.source for p in window.project.load_pairs("train")):
