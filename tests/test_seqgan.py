@@ -238,3 +238,19 @@ def test_couplets_train_through_the_adversarial_phase_and_keep_their_form(cli, c
         assert hyps and all(len(h["text"]) == 4 for h in hyps), hyps
     r = cli("generate", project, "一二三四五六七八九十一二三四五六七", "--json")
     assert r.code == 2 and "reads at most" in r.err, r
+
+
+def test_a_couplet_project_reads_first_lines_as_long_as_modern_couplets_have(cli, couplet_files, tmp_path):
+    """The story block (24-48) would cut one modern couplet in nine; on couplets seqgan's block holds
+    `first line <sep> second line` for a first line of up to 31 characters."""
+    project = tmp_path / "couplets"
+    sets = [arg for item in SETTINGS if "block_size" not in item for arg in ("--set", item)]
+    r = cli("init", project, "--task", "couplet", "--data", *couplet_files, "--model", "seqgan", *sets)
+    assert r.code == 0, r
+    assert Project.open(project).config.model["block_size"] == 64
+    train_project(Project.open(project), steps=2, device="cpu")
+    first = "晨读汉瓦秦砖，夕览经史子集，满眼文雄诗灿，辉腾玉宇"          # 25 characters
+    r = cli("generate", project, first, "--greedy", "--json", "--checkpoint", "last")
+    assert r.code == 0, r
+    second = json.loads(r.out)["hypotheses"][0]["text"]
+    assert len(second) == len(first) and second[6] == "，" and second[13] == "，", second

@@ -307,6 +307,8 @@ def initial_config(
     if preset not in spec.presets or preset not in TRAIN_PRESETS:
         raise ConfigError(f"unknown preset '{preset}'; choose tiny, small or base")
     model_settings = dict(spec.presets[preset])
+    if task != "continuation":
+        model_settings.update(spec.pair_settings)
     kind = tokenizer or DEFAULT_TOKENIZER.get(task, "char")
     if spec.same_length and kind != "char":
         raise ConfigError(f"{spec.name} writes one character per character of the first line: it "

@@ -142,6 +142,9 @@ class ModelSpec:
     # How it trains when not "one loss per batch": AlgorithmContext -> TrainingAlgorithm (see
     # textgen_core.training.algorithm); None: the default LossPerBatch.
     algorithm: Callable[..., Any] | None = None
+    # Settings that replace the preset's on pair tasks (couplet, translation): e.g. a longer block
+    # for a prefix LM whose story block is too short for `first line <sep> second line` rows.
+    pair_settings: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

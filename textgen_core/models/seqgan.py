@@ -224,4 +224,8 @@ SPEC = ModelSpec(
     stepper=seqgan_stepper,
     activation_bytes=seqgan_activation_bytes,
     algorithm=seqgan_algorithm,
+    # a couplet row is first line <sep> second line: 64 holds every couplet of up to 31 characters
+    # (the story block of 24-48 would cut one in nine modern couplets); a GRU pays only for the
+    # rows' real length, so the longer block costs nothing on short couplets
+    pair_settings=MappingProxyType({"block_size": 64}),
 )
