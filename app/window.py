@@ -31,6 +31,7 @@ from app.window_actions import connect_panels, load_dropped_files, new_project_f
 
 log = logging.getLogger(__name__)
 MAX_RECENT = 8
+PREVIEW_ROWS = 200           # rows of a project's training split shown when its corpus is not here
 
 
 class MainWindow(QMainWindow):
@@ -246,6 +247,9 @@ class MainWindow(QMainWindow):
             project = Project.open(folder) if folder else ensure_start_project("couplet")
             info = project.info()
             runs = {run: project.read_metrics(run) for run in project.run_ids()}
+            sources = [f for f in project.config.sources if Path(f).is_file()]
+            complete = bool(sources) and len(sources) == len(project.config.sources)
+            split = [] if complete or project.config.task == "continuation" else project.load_pairs("train")
         except TextGenError as exc:
             self.error(str(exc))
             self.statusBar().showMessage("Ready")
@@ -255,9 +259,11 @@ class MainWindow(QMainWindow):
         self._remember(project.root)
         cfg = project.config
         p = self.panels
-        sources = [f for f in cfg.sources if Path(f).is_file()]
-        complete = sources and len(sources) == len(cfg.sources)
         p["dataset"].load_files(sources if complete else [], task=cfg.task)   # preview of its corpus
+        if split:
+            p["dataset"].show_split_preview(
+                [(x.source, x.target) for x in split[:PREVIEW_ROWS]], [len(x.source) for x in split],
+                f"The project's training split ({len(split):,} pairs; its corpus files are not here)")
         p["dataset"].show_project_info(info)
         p["model"].set_task(cfg.task)
         p["model"].set_vocab_size(info["tokenizer"]["vocab_size"], info["tokenizer"]["tgt_vocab_size"])

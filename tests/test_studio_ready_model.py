@@ -42,6 +42,10 @@ def test_the_first_start_opens_the_ready_model_and_it_writes_at_once(qtbot, wind
     folder = user_projects_dir() / "ready-couplets"
     assert window.project.root == folder and (folder / "checkpoints" / "best.pt").is_file()
     assert not (pretrained_dir("couplet") / "checkpoints" / "last.pt").exists()
+    dataset = window.panels["dataset"]             # its corpus files are not here: its split is shown
+    assert "training split" in dataset.files_label.text() and dataset.table.rowCount() == 200
+    assert dataset.table.item(0, 0).text() == window.project.load_pairs("train")[0].source
+    assert window.docks["write"].isVisible()
     panel = window.panels["write"]
     window.show_panel("write")
     panel.first_line.setText(FIRST)

@@ -123,6 +123,14 @@ class DatasetPanel(qw.QWidget):
         self._show_guess()
         self._reparse()
 
+    def show_split_preview(self, rows: list[tuple[str, ...]], lengths: list[int], note: str) -> None:
+        """An open project whose corpus files are not here (the bundled model, a project from
+        another machine): show its training split instead of an empty preview."""
+        self.files_label.setText(note)
+        self.files_label.setToolTip("")
+        self._fill_table(rows)
+        self._fill_histogram(lengths)
+
     def choose_files(self) -> None:
         """Ask for corpus files (see :meth:`ask_for_files`) and load them."""
         start = str(Path(self._paths[0]).parent) if self._paths else ""
