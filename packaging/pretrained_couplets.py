@@ -64,8 +64,6 @@ def split(out: Path, data: Path) -> None:
 
 
 def pack(project: Path, target: Path) -> None:
-    import torch  # noqa: F401  (the checkpoint helpers need it; imported here to fail early)
-
     sys.path.insert(0, str(ROOT))
     from dataclasses import replace
 
@@ -82,8 +80,7 @@ def pack(project: Path, target: Path) -> None:
     keep = ("tokenizer.model", "tokenizer.tgt.model", "data", "runs")     # runs: its loss curves
     target.mkdir(parents=True)
     config = ProjectConfig.load(project / "project.toml")     # no paths of the machine it came from
-    config = replace(config, name="ready-couplets",
-                     sources=(), base="")
+    config = replace(config, name="ready-couplets", sources=(), base="")
     atomic_write_bytes(target / "project.toml", config.to_toml().encode("utf-8"))
     for name in keep:
         path = project / name

@@ -31,3 +31,9 @@ class NotTrainedError(CheckpointError):
 
 class TrainingError(TextGenError):
     """Training cannot go on (non-finite loss, out of memory, ...); says what to change."""
+
+
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of ``exc``'s message, at most ``limit`` characters (its type name when empty):
+    how a library error (torch, a damaged file) is quoted inside a one-line TextGenError."""
+    return str(exc).splitlines()[0][:limit] if str(exc) else type(exc).__name__

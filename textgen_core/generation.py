@@ -34,7 +34,7 @@ from textgen_core.decoding.passage_rounds import Story, write_passages
 from textgen_core.decoding.search import Hypothesis, generate, generate_batch
 from textgen_core.decoding.tones import tone_report
 from textgen_core.devices import resolve_device
-from textgen_core.errors import CheckpointError, NotTrainedError, TextGenError
+from textgen_core.errors import CheckpointError, NotTrainedError, TextGenError, first_line
 from textgen_core.generation_result import Alternative, Attention, Candidate, GenerationResult
 from textgen_core.output_form import same_length_output
 from textgen_core.passages import last_passage
@@ -71,7 +71,7 @@ class Generator:
             model = models.build_model(ckpt["model_name"], config)
             model.load_state_dict(ckpt["model"])
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            reason = first_line(exc)
             raise CheckpointError(f"{path}: checkpoint does not describe a usable model: {reason}") from None
         return cls(model.to(dev), str(ckpt["task"]), src, tgt, dev, int(ckpt["step"]))
 

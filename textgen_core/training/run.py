@@ -27,7 +27,7 @@ from torch import nn
 from textgen_core import models
 from textgen_core.config import TrainConfig
 from textgen_core.devices import resolve_device
-from textgen_core.errors import CheckpointError, TextGenError, TrainingError
+from textgen_core.errors import CheckpointError, TextGenError, TrainingError, first_line
 from textgen_core.project import Project
 from textgen_core.training import distributed, events
 from textgen_core.training.algorithm import AlgorithmContext, LossPerBatch, TrainingAlgorithm
@@ -202,7 +202,7 @@ def _algorithm(
         try:
             algorithm.load_state_dict(saved)
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            reason = first_line(exc)
             raise CheckpointError(f"{path}: does not fit this project: {reason}") from None
     return algorithm
 
@@ -213,7 +213,7 @@ def _start_from_base(path: Path, model: nn.Module) -> None:
     try:
         model.load_state_dict(base["model"])
     except (RuntimeError, ValueError, TypeError) as exc:
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise CheckpointError(f"{path}: the base model does not fit this project's model settings: "
                               f"{reason}") from None
     origin = base.get("base") or {}
@@ -235,7 +235,7 @@ def _restore(ckpt: Mapping[str, Any], model: nn.Module, task: TaskData, path: Pa
             last_val_loss=st.get("last_val_loss"), extra=dict(st.get("extra") or {}),
         )
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise CheckpointError(f"{path}: does not fit this project: {reason}") from None
 
 
